@@ -1,0 +1,3 @@
+def test_import():
+    import ocnb
+    assert ocnb.__version__
