@@ -1,0 +1,90 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+import ocnb
+from ocnb import config
+
+
+def test_data_home_follows_env(tmp_data_home):
+    assert config.data_home() == tmp_data_home
+    assert tmp_data_home.is_dir()
+    (tmp_data_home / "cache").mkdir()
+    (tmp_data_home / "cache" / "x").write_text("1")
+    config.clear_data_home("cache")
+    assert not (tmp_data_home / "cache").exists() and tmp_data_home.exists()
+    config.clear_data_home()
+    assert not tmp_data_home.exists()
+
+
+def test_fast_mode_env(monkeypatch):
+    monkeypatch.setenv("OCNB_FAST", "0")
+    assert not config.fast_mode()
+    with config.fast():
+        assert config.fast_mode()
+    assert not config.fast_mode()
+    monkeypatch.setenv("OCNB_FAST", "true")
+    assert ocnb.fast_mode()
+
+
+def test_unknown_keras_backend_is_rejected():
+    with pytest.raises(ValueError, match="unknown Keras backend 'theano'"):
+        config.set_keras_backend("theano")
+
+
+def test_show_versions_reports_backend(capsys, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    info = ocnb.show_versions(as_dict=True)
+    assert info["keras_backend"] == "jax"
+    assert info["numpy"] and info["astropy"]
+    ocnb.show_versions()
+    assert "keras_backend: jax" in capsys.readouterr().out
+
+
+def test_import_without_ui_stack():
+    """`import ocnb` (and the data layer) must not pull in UI or ML packages."""
+    code = (
+        "import sys; import ocnb, ocnb.config, ocnb.cache, ocnb.errors\n"
+        "heavy = [m for m in ('holoviews','bokeh','ipywidgets','datashader','tensorflow','keras','torch','jax','pymc')"
+        " if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_import_with_ui_stack_blocked():
+    """Simulate a machine without the UI/ML stack: imports of those packages fail."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'holoviews','bokeh','ipywidgets','datashader','panel','tensorflow','keras','jupyterlab'}:\n"
+        "            raise ImportError('blocked for the test: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import ocnb\n"
+        "ocnb.show_versions(as_dict=True)\n"
+        "import ocnb.datasets, ocnb.isochrones, ocnb.photometry\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_keras_backends_train(backend):
+    """A small backend-agnostic Keras model fits on each backend (each in its own process)."""
+    code = (
+        "import ocnb.config as c; c.set_keras_backend(%r)\n"
+        "import numpy as np, keras\n"
+        "from keras import ops\n"
+        "assert keras.backend.backend() == %r\n"
+        "rng = np.random.default_rng(0); x = rng.normal(size=(256, 3)).astype('float32')\n"
+        "y = (x @ np.array([1., -2., .5], dtype='float32'))[:, None]\n"
+        "m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])\n"
+        "m.compile(optimizer=keras.optimizers.Adam(0.1), loss='mse')\n"
+        "h = m.fit(x, y, epochs=60, batch_size=64, verbose=0)\n"
+        "pred = ops.convert_to_numpy(m(x))\n"
+        "err = float(np.mean((pred - y) ** 2)); assert err < 0.01, err\n"
+    ) % (backend, backend)
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)

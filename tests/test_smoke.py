@@ -1,3 +1,0 @@
-def test_import():
-    import ocnb
-    assert ocnb.__version__
