@@ -1,0 +1,104 @@
+"""Run ocnb's benchmarks and write ``benchmarks/RESULTS.md``.
+
+Each ``benchmarks/bench_*.py`` module defines ``run(fast: bool) -> list[dict]``
+returning records with keys ``name, value, unit, baseline_name,
+baseline_value, ratio, target, passed``: a measurement, a baseline measured in
+the same run, their ratio and the issue's target.
+
+Usage::
+
+    .venv/bin/python benchmarks/run.py            # full sizes, writes RESULTS.md
+    .venv/bin/python benchmarks/run.py --fast     # small sizes, prints only
+    .venv/bin/python benchmarks/run.py isochrones # only bench_isochrones.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.util
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _fmt(v, unit=""):
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        v = f"{v:.4g}"
+    return f"{v} {unit}".strip()
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("only", nargs="*", help="benchmark names (file stems without bench_)")
+    ap.add_argument("--fast", action="store_true", help="small sizes; do not write RESULTS.md")
+    ap.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    args = ap.parse_args(argv)
+
+    files = sorted(HERE.glob("bench_*.py"))
+    if args.only:
+        files = [f for f in files if f.stem.removeprefix("bench_") in args.only]
+    rows, sections = [], []
+    for f in files:
+        t0 = time.perf_counter()
+        records = _load(f).run(fast=args.fast)
+        wall = time.perf_counter() - t0
+        sections.append((f.stem, wall))
+        for r in records:
+            rows.append({"bench": f.stem, **r})
+            print(f"{f.stem:>18} | {r['name']}: {_fmt(r['value'], r['unit'])} "
+                  f"(baseline {r.get('baseline_name')}: {_fmt(r.get('baseline_value'), r['unit'])}, "
+                  f"ratio {_fmt(r.get('ratio'))}) target {r.get('target')} -> {'PASS' if r.get('passed') else 'FAIL'}")
+    if args.fast:
+        return 0 if all(r.get("passed") for r in rows) else 1
+
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured by `benchmarks/run.py` on {_dt.date.today().isoformat()} — {machine()}.",
+        "Each line is one run; ratio = baseline / ocnb (how many times faster ocnb is), both measured in that run.",
+        "",
+        "| benchmark | measurement | ocnb | baseline | baseline value | ratio | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['bench'].removeprefix('bench_')} | {r['name']} | {_fmt(r['value'], r['unit'])} | "
+            f"{r.get('baseline_name') or '—'} | {_fmt(r.get('baseline_value'), r['unit'])} | "
+            f"{_fmt(r.get('ratio'))}{'×' if r.get('ratio') else ''} | {r.get('target') or '—'} | "
+            f"{'yes' if r.get('passed') else '**no**'} |"
+        )
+    lines += ["", "Wall time per benchmark file: " + ", ".join(f"{n} {t:.1f} s" for n, t in sections), ""]
+    Path(args.output).write_text("\n".join(lines))
+    print(f"wrote {args.output}")
+    return 0 if all(r.get("passed") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
