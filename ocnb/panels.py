@@ -34,7 +34,10 @@ CMD_AXES = {
 
 def _hv():
     import holoviews as hv
+    import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options without displaying anything)
 
+    if hv.Store.current_backend != "bokeh":
+        hv.Store.set_current_backend("bokeh")
     return hv
 
 
@@ -66,7 +69,13 @@ def sky_maps(clusters: pd.DataFrame, color: str = "log_age", width: int = 420, h
     vdims = [color, "name"]
     sky = hv.Points(data, kdims=["l_wrap", "b"], vdims=vdims, label="Sky (Galactic)")
     plane = hv.Points(data, kdims=["x", "y"], vdims=vdims, label="Galactic plane (Sun at 0)")
-    common = dict(width=width, height=height, cmap="viridis", colorbar=True, tools=["hover"])
+    # Square, equal-range frame for the plane so that distances are not distorted.
+    half = float(np.ceil(np.nanpercentile(np.abs(np.r_[data["x"], data["y"]]), 99.5)))
+    common = dict(cmap="viridis", colorbar=True, tools=["hover"])
+    sky_opts = dict(frame_width=width, frame_height=height // 2 + 60, xlabel="l [deg]", ylabel="b [deg]",
+                    invert_xaxis=True)
+    plane_opts = dict(frame_width=height, frame_height=height, xlim=(-half, half), ylim=(-half, half),
+                      xlabel="X [kpc] (to the Galactic centre)", ylabel="Y [kpc]")
     if datashade:
         import datashader as ds
         from holoviews.operation.datashader import dynspread, rasterize
@@ -75,12 +84,10 @@ def sky_maps(clusters: pd.DataFrame, color: str = "log_age", width: int = 420, h
             img = rasterize(points, aggregator=ds.mean(color), dynamic=False)
             return dynspread(img, threshold=0.6, max_px=3).opts(clabel="log age", **common, **opts)
 
-        sky_el = shade(sky, xlabel="l [deg]", ylabel="b [deg]", invert_xaxis=True)
-        plane_el = shade(plane, xlabel="X [kpc] (towards the Galactic centre)", ylabel="Y [kpc]",
-                         data_aspect=1, frame_height=height, width=None, height=None)
+        sky_el, plane_el = shade(sky, **sky_opts), shade(plane, **plane_opts)
     else:
-        sky_el = sky.opts(color=color, size=3, xlabel="l [deg]", ylabel="b [deg]", invert_xaxis=True, **common)
-        plane_el = plane.opts(color=color, size=3, xlabel="X [kpc]", ylabel="Y [kpc]", **common)
+        sky_el = sky.opts(color=color, size=3, **common, **sky_opts)
+        plane_el = plane.opts(color=color, size=3, **common, **plane_opts)
     return (sky_el + plane_el).opts(shared_axes=False)
 
 
@@ -119,7 +126,7 @@ class IsochronePanel:
         self.cmd = cmd
         self.title = title
         self.members = members
-        lo_age, hi_age = self.grid.log_age_range
+        lo_age, hi_age = self.grid.age_range
         lo_mh, hi_mh = self.grid.mh_range
         style = {"description_width": "70px"}
         layout = w.Layout(width="340px")
@@ -193,8 +200,9 @@ class IsochronePanel:
         cols = [MEMBER_COLUMNS[b] for b in (blue, red, mag)]
         if any(c not in self.members for c in cols):
             return pd.DataFrame({"x": [], "y": []})
-        m = self.members[cols].dropna()
-        return pd.DataFrame({"x": m[cols[0]] - m[cols[1]], "y": m[cols[2]]})
+        blue_m, red_m, mag_m = (self.members[c].to_numpy(dtype=float) for c in cols)
+        frame = pd.DataFrame({"x": blue_m - red_m, "y": mag_m})
+        return frame.dropna().reset_index(drop=True)
 
     # -- views ----------------------------------------------------------------
     def _plot_members(self, version=0):
@@ -218,9 +226,8 @@ class IsochronePanel:
         if not hasattr(self, "_dmap"):
             members = hv.DynamicMap(self._plot_members, streams=[self._members_stream])
             iso = hv.DynamicMap(self._plot_isochrone, streams=[self._stream])
-            self._dmap = (members * iso).opts(
-                hv.opts.Overlay(width=460, height=420, invert_yaxis=True, framewise=True, legend_position="top_right",
-                                show_grid=True))
+            self._dmap = (members * iso).opts(width=460, height=420, invert_yaxis=True, framewise=True,
+                                              legend_position="top_right", show_grid=True)
         return self._dmap
 
     def controls(self):

@@ -51,6 +51,9 @@ def jupyterlab(tmp_path):
     settings.mkdir(parents=True)
     # Render every cell (no windowing) so outputs below the fold exist in the DOM.
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     port, token = _free_port(), os.urandom(16).hex()
     env = dict(os.environ, OCNB_FAST="1", JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"))
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -112,18 +115,25 @@ def test_tour_slider_redraws_isochrone(jupyterlab, artifacts_dir):
         page.on("requestfailed", lambda r: failed_external.append(r.url) if "127.0.0.1" not in r.url else None)
         page.goto(f"{base}/lab/tree/00_tour.ipynb?reset&token={token}")
         page.wait_for_selector(".jp-Notebook", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-mod-idle, .jp-Toolbar",
-                               timeout=60_000)
+        # Run All only once the kernel is up, or the request can be lost while it starts.
+        page.locator("#jp-main-statusbar", has_text="Idle").first.wait_for(timeout=90_000)
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        _wait_all_executed(page, timeout_s=300)
+        try:
+            _wait_all_executed(page, timeout_s=240)
+        except AssertionError:
+            page.screenshot(path=str(artifacts_dir / "browser_tour_timeout.png"), full_page=False)
+            raise
 
-        slider = page.locator(".widget-hslider", has_text="log age").first
-        slider.scroll_into_view_if_needed()
-        # The overlay figure is the one displayed right after the tour's controls.
-        plot = page.locator(".bk-Figure, .bk-Canvas, .bk-root").filter(has=page.locator("canvas")).first
+        # The explorer's cell: its first output holds the widgets, its last one the bokeh CMDs.
+        cell = page.locator(".jp-CodeCell", has_text="panels.ClusterExplorer(").first
+        outputs = cell.locator(".jp-OutputArea-output")
+        slider = outputs.locator(".widget-hslider", has_text="log age").first
+        plot = outputs.last
+        plot.locator("canvas").first.wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
-        readout_before = page.locator(".widget-html", has_text="Myr").first.inner_text()
+        readout = outputs.locator(".widget-html", has_text="Myr").first
+        readout_before = readout.inner_text()
         plot.scroll_into_view_if_needed()
         before = plot.screenshot()
         page.screenshot(path=str(artifacts_dir / "browser_tour_before.png"), full_page=False)
@@ -140,7 +150,7 @@ def test_tour_slider_redraws_isochrone(jupyterlab, artifacts_dir):
         readout_after = readout_before
         while time.time() < deadline and readout_after == readout_before:
             page.wait_for_timeout(500)
-            readout_after = page.locator(".widget-html", has_text="Myr").first.inner_text()
+            readout_after = readout.inner_text()
         page.wait_for_timeout(2500)  # let bokeh redraw the isochrone
         plot.scroll_into_view_if_needed()
         after = plot.screenshot()
