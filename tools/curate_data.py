@@ -37,6 +37,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ocnb.datasets.members import CORR_COLUMNS
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO.parent / "shared" / "data"
 DEFAULT_DEST = REPO / "ocnb" / "data"
@@ -674,18 +676,8 @@ def curate_catalogs(w: Writer) -> None:
 # ---------------------------------------------------------------------------
 # star-level members
 # ---------------------------------------------------------------------------
-CORR10 = [
-    "ra_dec_corr",
-    "ra_parallax_corr",
-    "ra_pmra_corr",
-    "ra_pmdec_corr",
-    "dec_parallax_corr",
-    "dec_pmra_corr",
-    "dec_pmdec_corr",
-    "parallax_pmra_corr",
-    "parallax_pmdec_corr",
-    "pmra_pmdec_corr",
-]
+# The 10 astrometric correlations, named as in the package schema.
+CORR10 = list(CORR_COLUMNS)
 ASTRO = [
     "ra",
     "ra_error",
