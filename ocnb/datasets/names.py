@@ -152,6 +152,10 @@ class _Index:
             self.key_to_name[key] = canonical
 
     def _lookup_parts(self, raw: str) -> str | None:
+        # HR23 itself has comma names ("VDBH 110,BH 110"); the whole name, spaces ignored, comes first.
+        whole = normalize_name(raw)
+        if whole in self.primary:
+            return self.key_to_name[whole]
         # "Teutsch 182, UBC 6": a part that is a primary name wins over one
         # that is only an alias of some other cluster.
         keys = [normalize_name(p) for p in str(raw).split(",")]
