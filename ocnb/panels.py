@@ -21,6 +21,8 @@ __all__ = [
     "sky_maps",
     "IsochronePanel",
     "ClusterExplorer",
+    "EnsembleIsochronePanel",
+    "QuadTreeInspector",
     "CMD_AXES",
 ]
 
@@ -347,4 +349,138 @@ class ClusterExplorer:
         from IPython.display import display
 
         display(self.view())
+        display(self.plot())
+
+
+# ---------------------------------------------------------------------------
+# Cavallo et al. 2024: the ensemble's isochrones over a real CMD
+# ---------------------------------------------------------------------------
+class EnsembleIsochronePanel(IsochronePanel):
+    """Posterior-predictive panel: the isochrones of every ensemble member (thin, fixed) under a
+    slider-driven isochrone that starts at the ensemble's p50 solution (Sect. 3.4, Fig. 4).
+
+    Parameters
+    ----------
+    estimate : ocnb.cmd_ann.ClusterEstimate
+        The result of :func:`ocnb.cmd_ann.estimate` for one cluster.
+    max_members : int
+        At most this many member isochrones are drawn.
+    """
+
+    def __init__(self, estimate, max_members: int = 30, grid=None):
+        point = estimate.point
+        super().__init__(estimate.members, "Gaia (BP-RP, G)", log_age=point["log_age"], mh=point["feh"],
+                         a_v=point["a_v"], dist_mod=point["dist_mod"], grid=grid,
+                         title=f"{estimate.name}: {estimate.quality_name}, μ_dist {estimate.mu_dist:.2f}")
+        self.estimate = estimate
+        draws = np.asarray(estimate.prediction.members[0])
+        self.draws = draws[:max_members]
+
+    def ensemble_paths(self) -> list:
+        """(BP−RP, G) arrays of each drawn member's isochrone (parameters clipped to the grid)."""
+        lo_a, hi_a = self.grid.age_range
+        lo_m, hi_m = self.grid.mh_range
+        paths = []
+        for log_age, feh, a_v, dist_mod in self.draws:
+            iso = self.grid.isochrone(float(np.clip(log_age, lo_a, hi_a)), float(np.clip(feh, lo_m, hi_m)))
+            app = iso.apparent(float(dist_mod), float(max(a_v, 0.0)))
+            label = np.asarray(iso["label"])
+            x = np.asarray(app["BP"]) - np.asarray(app["RP"])
+            y = np.asarray(app["G"])
+            paths += [np.column_stack([x[label == lab], y[label == lab]]) for lab in np.unique(label)]
+        return paths
+
+    def plot(self):
+        hv = _hv()
+        if not hasattr(self, "_dmap"):
+            spread = hv.Path(self.ensemble_paths(), label="ensemble members").opts(
+                color="#1f77b4", alpha=0.25, line_width=1)
+            members = hv.DynamicMap(self._plot_members, streams=[self._members_stream])
+            iso = hv.DynamicMap(self._plot_isochrone, streams=[self._stream])
+            self._dmap = (members * spread * iso).opts(width=460, height=440, invert_yaxis=True, framewise=True,
+                                                       legend_position="top_right", show_grid=True)
+        return self._dmap
+
+
+class QuadTreeInspector:
+    """Pick a cluster, a CMD and a QuadTree level; the partition is drawn over the stars (Sect. 3.1).
+
+    Coordinates are the standardised ones the network sees (colour / s_colour, magnitude /
+    s_magnitude, constants frozen by :class:`ocnb.cmd_ann.QuadTreeFeatures`).
+
+    Parameters
+    ----------
+    tables : dict
+        Cluster name -> member table (canonical columns).
+    features : ocnb.cmd_ann.QuadTreeFeatures
+        A fitted feature extractor.
+    """
+
+    def __init__(self, tables: dict, features, start: str | None = None):
+        import ipywidgets as w
+
+        from .cmd_ann.features import CMD_AXES as QT_CMDS
+
+        if not tables:
+            raise ValueError("QuadTreeInspector needs at least one member table")
+        self.tables = dict(tables)
+        self.features = features
+        self.cmd_names = {f"{c.upper()}: {x} vs {y}": c for c, (x, y) in QT_CMDS.items() if c in features.cmds}
+        self.picker = w.Dropdown(options=list(self.tables), value=start or next(iter(self.tables)),
+                                 description="cluster")
+        self.cmd = w.Dropdown(options=list(self.cmd_names), description="CMD")
+        self.level = w.IntSlider(value=features.levels, min=1, max=features.levels, description="level",
+                                 continuous_update=False)
+        self.info = w.HTML()
+        hv = _hv()
+        self._stream = hv.streams.Stream.define("QuadTreeView", **self.state())()
+        for widget in (self.picker, self.cmd, self.level):
+            widget.observe(lambda _ch: self._refresh(), names="value")
+        self._refresh()
+
+    def state(self) -> dict:
+        return {"cluster": self.picker.value, "cmd": self.cmd_names[self.cmd.value], "level": int(self.level.value)}
+
+    def _refresh(self) -> None:
+        s = self.state()
+        pts, _ = self.data(**s)
+        self.info.value = f"<b>{s['cluster']}</b>: {len(pts)} stars in {s['cmd']}"
+        self._stream.event(**s)
+
+    def data(self, cluster: str, cmd: str, level: int):
+        """Standardised (x, y) of the stars and the partition segments up to ``level``."""
+        from .cmd_ann.features import cmd_arrays, quadtree_cuts, quadtree_segments
+
+        x, y = cmd_arrays(self.tables[cluster], self.features.g_max)[cmd]
+        sx, sy = self.features.scales_[cmd]
+        pts = pd.DataFrame({"x": x / sx, "y": y / sy})
+        if pts.empty:
+            return pts, pd.DataFrame(columns=["x0", "y0", "x1", "y1", "level", "kind"])
+        cuts = quadtree_cuts(pts["x"].to_numpy(), pts["y"].to_numpy(), self.features.levels)
+        bounds = (pts.x.min(), pts.x.max(), pts.y.min(), pts.y.max())
+        segs = quadtree_segments(cuts, bounds, self.features.levels)
+        return pts, segs[segs.level <= level]
+
+    def _plot(self, cluster, cmd, level):
+        hv = _hv()
+        pts, segs = self.data(cluster, cmd, level)
+        stars = hv.Scatter(pts, "x", "y", label="stars").opts(color="#444444", size=3, alpha=0.6)
+        colours = {1: "#d62728", 2: "#ff7f0e", 3: "#2ca02c"}
+        lines = [hv.Segments(segs[segs.level == lev], ["x0", "y0", "x1", "y1"], label=f"level {lev}").opts(
+                 color=colours.get(lev, "k"), line_width=3.0 - 0.7 * lev) for lev in sorted(segs.level.unique())]
+        overlay = hv.Overlay([stars, *lines])
+        return overlay.opts(width=460, height=440, invert_yaxis=True, title=f"{cluster}: {cmd} (standardised)",
+                            xlabel="colour / s_colour", ylabel="magnitude / s_magnitude", legend_position="right")
+
+    def plot(self):
+        hv = _hv()
+        if not hasattr(self, "_dmap"):
+            self._dmap = hv.DynamicMap(self._plot, streams=[self._stream])
+        return self._dmap
+
+    def _ipython_display_(self):
+        import ipywidgets as w
+        from IPython.display import display
+
+        display(w.VBox([w.HBox([self.picker, self.cmd]), self.level, self.info]))
         display(self.plot())

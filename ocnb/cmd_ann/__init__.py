@@ -1,0 +1,48 @@
+"""Cavallo et al. 2024 (AJ 167, 12): open-cluster parameters from QuadTree CMD features and an ANN ensemble.
+
+Sub-modules, one concern each (names are re-exported here and imported on first use, so that
+``ocnb.cmd_ann.fit_metallicity_gradient`` does not import Keras):
+
+``simulate``   SIMULATED PARSEC clusters (Sect. 2.2, Table 1): :func:`simulate_clusters`
+``features``   QuadTree features of three CMDs (Sect. 3.1): :class:`QuadTreeFeatures`
+``ensemble``   the ANN ensemble as one batched Keras model (Sects. 3.2–3.4): :class:`ANNEnsemble`
+``inference``  trained bundles and real clusters: :func:`train_default`, :func:`estimate`,
+               :func:`quality_class`, :func:`mu_dist`
+``gradient``   PyMC errors-in-variables fits (Sect. 5): :func:`fit_metallicity_gradient`
+``galactic``   Galactic positions and maps (Sect. 5.3)
+``tsne``       openTSNE embedding of synthetic vs observed features (Sect. 2.3)
+
+Spec: ``shared/specs/cmd_quadtree_ann.md``; notebook: ``notebooks/01_cmd_quadtree_ann.ipynb``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "simulate": ["LABELS", "TABLE1_PRIORS", "SyntheticClusters", "simulate_clusters", "isochrone_lattice"],
+    "features": ["QuadTreeFeatures", "quadtree_cuts", "quadtree_batch", "cmd_arrays", "CMD_AXES"],
+    "ensemble": ["ANNEnsemble", "BatchedDense", "EnsemblePrediction", "PRESETS", "build_ensemble_model",
+                 "build_single_model", "coverage", "coverage_curve", "plot_coverage", "residual_table", "tune"],
+    "inference": ["CavalloModel", "ClusterEstimate", "QUALITY_NAMES", "train_default", "estimate",
+                 "estimate_many", "mu_dist", "quality_class", "literature_comparison", "compare_models"],
+    "gradient": ["TABLE2", "GradientFit", "GradientPanel", "gradient_model", "fit_metallicity_gradient",
+                 "table2_selection", "spectroscopic_comparison", "fit_line"],
+    "galactic": ["galactocentric", "rgc_with_errors", "galactic_sample", "plot_xy_age_bins", "plot_z_histograms",
+                 "age_bin_counts"],
+    "tsne": ["embed_features", "TSNEResult"],
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    if name in _EXPORTS:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'ocnb.cmd_ann' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE) | set(_EXPORTS))

@@ -1,0 +1,493 @@
+"""Train the default Cavallo et al. (2024) model and estimate real clusters (Sects. 3.3–3.5, 4).
+
+:func:`train_default` simulates SIMULATED PARSEC clusters (:func:`simulate_clusters`),
+freezes the QuadTree standardisation (:class:`QuadTreeFeatures`), trains the batched
+:class:`ANNEnsemble` of a preset and caches the whole bundle (:class:`CavalloModel`) in the
+data home. :func:`estimate` applies it to a real member table and returns a
+:class:`ClusterEstimate` with percentiles, fit quality μ_dist (Sect. 3.4) and flags.
+
+Quality classes (gold/silver/bronze/wood) are defined in the paper relative to the μ_dist
+distribution of all 6413 observed clusters. We ship only a few dozen member tables, so the
+reference distribution here is that of held-out SIMULATED clusters generated with 30 %
+unresolved binaries and 5 % field contaminants (a stand-in for real clusters' imperfections);
+:func:`quality_class` accepts any other reference, e.g. the μ_dist of many estimated clusters.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..cache import CorruptCacheError, atomic_write_bytes, sha256_bytes
+from ..config import fast_mode
+from ..errors import MemberTableError
+from .ensemble import LABELS, PRESETS, ANNEnsemble, EnsemblePrediction, coverage, model_dir
+from .features import QuadTreeFeatures, cmd_arrays
+from .simulate import SyntheticClusters, simulate_clusters
+
+__all__ = [
+    "CavalloModel",
+    "ClusterEstimate",
+    "QUALITY_NAMES",
+    "train_default",
+    "estimate",
+    "estimate_many",
+    "mu_dist",
+    "quality_class",
+    "literature_comparison",
+    "compare_models",
+]
+
+QUALITY_NAMES = ("gold", "silver", "bronze", "wood")
+_VERSION = "cavallo-bundle/1"
+
+
+# ---------------------------------------------------------------------------
+# Fit quality (Sect. 3.4)
+# ---------------------------------------------------------------------------
+def _isochrone_cmd1(grid, log_age, feh, a_v, dist_mod):
+    """Apparent (BP−RP, G) of the PARSEC isochrone, phase by phase, with parameters clipped to the grid."""
+    lo_a, hi_a = grid.age_range
+    lo_m, hi_m = grid.mh_range
+    iso = grid.isochrone(float(np.clip(log_age, lo_a, hi_a)), float(np.clip(feh, lo_m, hi_m)))
+    app = iso.apparent(float(dist_mod), float(max(a_v, 0.0)))
+    colour = np.asarray(app["BP"]) - np.asarray(app["RP"])
+    mag = np.asarray(app["G"])
+    label = np.asarray(iso["label"])
+    return colour, mag, label
+
+
+def mu_dist(members, params: dict, scales: dict, grid=None) -> float:
+    """Mean standardised distance of CMD1 members from the predicted isochrone (Sect. 3.4).
+
+    Parameters
+    ----------
+    members : DataFrame or dict of arrays
+        Member table (canonical columns) or one simulated cluster.
+    params : dict
+        ``log_age`` [dex], ``feh`` [dex], ``a_v`` [mag], ``dist_mod`` [mag] (the point estimate).
+    scales : dict
+        :attr:`QuadTreeFeatures.scales_` (the frozen standardisation constants).
+
+    Returns
+    -------
+    float
+        μ_dist in standardised CMD units (NaN if no star enters CMD1).
+    """
+    from ..isochrones import default_grid, polyline_distance
+
+    grid = grid if grid is not None else default_grid()
+    x, y = cmd_arrays(members)["cmd1"]
+    if x.size == 0:
+        return float("nan")
+    sx, sy = scales["cmd1"]
+    pts = np.column_stack([x / sx, y / sy])
+    colour, mag, label = _isochrone_cmd1(grid, params["log_age"], params["feh"], params["a_v"], params["dist_mod"])
+    best = np.full(len(pts), np.inf)
+    # Distance to each evolutionary phase separately: no spurious segments across phase jumps.
+    for lab in np.unique(label):
+        sel = label == lab
+        verts = np.column_stack([colour[sel] / sx, mag[sel] / sy])
+        best = np.minimum(best, polyline_distance(pts, verts))
+    return float(np.mean(best))
+
+
+def quality_class(mu, reference) -> np.ndarray:
+    """Gold (0) / silver (1) / bronze (2) / wood (3) from μ_dist (Sect. 3.4).
+
+    Δ = μ − mode(reference), the mode being the peak of a Gaussian KDE (Scott bandwidth);
+    gold Δ ≤ σ, silver ≤ 2σ, bronze ≤ 3σ, wood beyond, σ = std(reference). NaN μ → class 3.
+    """
+    from scipy.stats import gaussian_kde
+
+    ref = np.asarray(reference, dtype=float)
+    ref = ref[np.isfinite(ref)]
+    if ref.size < 10:
+        raise ValueError(f"quality_class needs a reference of at least 10 finite μ_dist values, got {ref.size}")
+    kde = gaussian_kde(ref)
+    grid = np.linspace(ref.min(), ref.max(), 2048)
+    mode = float(grid[np.argmax(kde(grid))])
+    sigma = float(np.std(ref))
+    delta = (np.asarray(mu, dtype=float) - mode) / sigma
+    cls = np.where(delta <= 1, 0, np.where(delta <= 2, 1, np.where(delta <= 3, 2, 3)))
+    return np.where(np.isfinite(delta), cls, 3)
+
+
+# ---------------------------------------------------------------------------
+# The trained bundle
+# ---------------------------------------------------------------------------
+@dataclass
+class CavalloModel:
+    """A trained Cavallo estimator: QuadTree constants + ANN ensemble + its test-set diagnostics.
+
+    Attributes
+    ----------
+    features : QuadTreeFeatures
+    ensemble : ANNEnsemble
+    preset, bands : str
+    meta : dict
+        Training sizes and time, coverage of the 16–84 interval on held-out SIMULATED clusters,
+        and the μ_dist reference distribution used for quality classes.
+    """
+
+    features: QuadTreeFeatures
+    ensemble: ANNEnsemble
+    preset: str
+    bands: str
+    meta: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"CavalloModel(preset={self.preset!r}, bands={self.bands!r}, members={self.ensemble.n_members}, "
+                f"inputs={self.features.n_features}, trained on {self.meta.get('n_train', '?')} simulated clusters)")
+
+    def predict(self, X) -> EnsemblePrediction:
+        return self.ensemble.predict(X)
+
+    @property
+    def coverage(self) -> pd.DataFrame:
+        """Coverage of the 16–84 interval and residuals on held-out SIMULATED clusters."""
+        return pd.DataFrame(self.meta["coverage"])
+
+    def save(self, folder) -> Path:
+        folder = Path(folder)
+        self.ensemble.save(folder / "ensemble")
+        doc = {"format": _VERSION, "preset": self.preset, "bands": self.bands,
+               "features": self.features.to_dict(), "meta": self.meta}
+        data = json.dumps(doc, sort_keys=True, default=_json_default).encode()
+        atomic_write_bytes(folder / "bundle.json", data)
+        atomic_write_bytes(folder / "bundle.json.sha256", (sha256_bytes(data) + "\n").encode())
+        return folder
+
+    @classmethod
+    def load(cls, folder) -> "CavalloModel":
+        folder = Path(folder)
+        data = (folder / "bundle.json").read_bytes()
+        side = folder / "bundle.json.sha256"
+        if not side.exists() or side.read_text().strip() != sha256_bytes(data):
+            raise CorruptCacheError(f"{folder / 'bundle.json'} fails its checksum; not using it")
+        doc = json.loads(data)
+        if doc.get("format") != _VERSION:
+            raise CorruptCacheError(f"{folder} holds format {doc.get('format')!r}, expected {_VERSION!r}")
+        return cls(features=QuadTreeFeatures.from_dict(doc["features"]),
+                   ensemble=ANNEnsemble.load(folder / "ensemble"),
+                   preset=doc["preset"], bands=doc["bands"], meta=doc["meta"])
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj)}")
+
+
+def _reference_mu(model_features, pred: EnsemblePrediction, clusters: SyntheticClusters, grid=None) -> list:
+    p50 = pred.quantile(50)
+    out = []
+    for i in range(len(clusters)):
+        params = {k: float(p50.iloc[i][k]) for k in LABELS}
+        out.append(mu_dist(clusters.cluster(i), params, model_features.scales_, grid))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _default_training_set(n: int, seed: int) -> SyntheticClusters:
+    # Kept for the process: the multi-band and Gaia-only models train on the same simulation.
+    return simulate_clusters(n, seed=seed)
+
+
+def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0, refit: bool = False,
+                  train_set: SyntheticClusters | None = None, verbose: int = 0) -> CavalloModel:
+    """Train (or reload from the data home) the Cavallo estimator of a preset.
+
+    Parameters
+    ----------
+    preset : {"fast", "laptop", "paper"}, optional
+        Default ``"fast"`` in FAST mode, else ``"laptop"`` (CPU, ≤ 15 min; see ``PRESETS``).
+    bands : {"multi", "gaia"}
+        190 inputs (Gaia + 2MASS) or 64 (Gaia only), Sect. 3.5.
+    seed : int
+        Seed of the simulation and of the ensemble.
+    refit : bool
+        Retrain even if a cached model exists.
+    train_set : SyntheticClusters, optional
+        Reuse an existing simulation (e.g. to train the multi-band and Gaia-only models on
+        the same clusters); by default ``PRESETS[preset]["n_clusters"]`` are simulated.
+
+    Returns
+    -------
+    CavalloModel
+        Cached under ``data_home()/models/cavallo-<preset>-<bands>-s<seed>``; a corrupted cache
+        is reported and retrained, never used.
+    """
+    preset = preset or ("fast" if fast_mode() else "laptop")
+    if preset not in PRESETS:
+        raise KeyError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if bands not in ("multi", "gaia"):
+        raise ValueError(f"bands must be 'multi' or 'gaia', not {bands!r}")
+    p = PRESETS[preset]
+    tag = f"cavallo-{preset}-{bands}-s{seed}"
+    if train_set is not None:
+        tag += "-" + sha256_bytes(train_set.labels.to_numpy().tobytes())[:12]
+    folder = model_dir(tag)
+    if not refit and (folder / "bundle.json").exists():
+        try:
+            return CavalloModel.load(folder)
+        except (CorruptCacheError, FileNotFoundError, KeyError, ValueError) as err:
+            warnings.warn(f"cached model {folder} unusable ({err}); retraining", RuntimeWarning, stacklevel=2)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    t0 = time.perf_counter()
+    train = train_set if train_set is not None else _default_training_set(p["n_clusters"], seed)
+    t_sim = time.perf_counter() - t0
+    feats = QuadTreeFeatures(bands=bands).fit(train)
+    X = feats.transform(train)
+    ens = ANNEnsemble.from_preset(preset, seed=seed)
+    t1 = time.perf_counter()
+    ens.fit(X, train.labels[list(LABELS)], verbose=verbose)
+    t_fit = time.perf_counter() - t1
+
+    # Held-out SIMULATED clusters: calibration (clean) and the μ_dist reference (imperfect).
+    test = simulate_clusters(p["n_test"], seed=seed + 10_007, progress=False)
+    pred = ens.predict(feats.transform(test))
+    cov = coverage(pred, test.labels[list(LABELS)])
+    n_ref = min(p["n_test"], 300)
+    ref_set = simulate_clusters(n_ref, seed=seed + 20_011, binaries=True, binary_fraction=0.3,
+                                field_fraction=0.05, progress=False)
+    ref_pred = ens.predict(feats.transform(ref_set))
+    mu_ref = _reference_mu(feats, ref_pred, ref_set)
+
+    meta = {
+        "n_train": len(train), "n_test": len(test), "n_reference": n_ref, "seed": seed,
+        "simulate_s": t_sim, "fit_s": t_fit, "total_s": time.perf_counter() - t0,
+        "coverage": cov.reset_index().to_dict(orient="list"),
+        "mu_reference": mu_ref,
+        "feature_min": np.nanmin(X, axis=0).tolist(), "feature_max": np.nanmax(X, axis=0).tolist(),
+        "simulated_training_data": True,
+        "test_labels": test.labels[list(LABELS) + ["n_stars"]].to_dict(orient="list"),
+        "test_members": pred.members.tolist(),
+    }
+    model = CavalloModel(feats, ens, preset, bands, meta)
+    model.save(folder)
+    return model
+
+
+# ---------------------------------------------------------------------------
+# Real clusters
+# ---------------------------------------------------------------------------
+@dataclass
+class ClusterEstimate:
+    """Parameters of one real cluster from a :class:`CavalloModel`.
+
+    Attributes
+    ----------
+    name : str
+    summary : DataFrame
+        Index ``log_age, feh, a_v, dist_mod``; columns ``mean, std, p16, p50, p84, at_bound``.
+    mu_dist : float
+        Mean standardised distance of CMD1 members from the p50 isochrone.
+    quality : int
+        0 gold … 3 wood (see :func:`quality_class` and the module docstring for the reference).
+    flags : dict
+        Input diagnostics: star counts per CMD, 2MASS presence, stars dropped, features outside
+        the training range, parameters at a prior bound, ``low_quality`` and its ``reason``.
+    members : DataFrame
+        The member table used.
+    prediction : EnsemblePrediction
+    """
+
+    name: str
+    summary: pd.DataFrame
+    mu_dist: float
+    quality: int
+    flags: dict
+    members: pd.DataFrame
+    prediction: EnsemblePrediction
+    model: CavalloModel = field(repr=False, default=None)
+
+    @property
+    def quality_name(self) -> str:
+        return QUALITY_NAMES[int(self.quality)]
+
+    @property
+    def point(self) -> dict:
+        """p50 values, the point estimate used downstream (spec §5)."""
+        return {k: float(self.summary.loc[k, "p50"]) for k in LABELS}
+
+    def to_row(self) -> dict:
+        row = {"name": self.name, "quality": self.quality, "quality_name": self.quality_name,
+               "mu_dist": self.mu_dist, "low_quality": self.flags["low_quality"], "reason": self.flags["reason"],
+               "n_cmd1": self.flags["n_cmd1"], "has_2mass": self.flags["has_2mass"]}
+        # Column names as the catalogue's percentiles (log_age_16/50/84, feh_50, ...), which
+        # ocnb.cmd_ann.gradient and .galactic accept as they are.
+        for k in LABELS:
+            for col, out in (("mean", "mean"), ("std", "std"), ("p16", "16"), ("p50", "50"), ("p84", "84")):
+                row[f"{k}_{out}"] = float(self.summary.loc[k, col])
+        return row
+
+    def plot(self, ax=None, n_draws: int = 20, seed: int = 0):
+        """Static posterior-predictive CMD: members and isochrones of ensemble members (matplotlib)."""
+        import matplotlib.pyplot as plt
+
+        from ..isochrones import default_grid
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(4.5, 5.5))
+        x, y = cmd_arrays(self.members)["cmd1"]
+        ax.scatter(x, y, s=3, c="0.35", label=f"{self.name} members ({x.size})")
+        grid = default_grid()
+        draws = self.prediction.members[0]
+        rng = np.random.default_rng(seed)
+        for j in rng.permutation(len(draws))[:n_draws]:
+            c, m, _ = _isochrone_cmd1(grid, *draws[j])
+            ax.plot(c, m, c="C0", lw=0.6, alpha=0.35)
+        c, m, _ = _isochrone_cmd1(grid, *(self.point[k] for k in LABELS))
+        ax.plot(c, m, c="C3", lw=1.6, label="p50 isochrone")
+        ax.set(xlabel="BP − RP [mag]", ylabel="G [mag]", title=f"{self.name}: {self.quality_name}, "
+               f"μ_dist {self.mu_dist:.2f}")
+        ax.set_ylim(max(np.nanmax(y) + 0.5, 18.5), np.nanmin(y) - 1)
+        ax.set_xlim(np.nanpercentile(x, 0.5) - 0.3, np.nanpercentile(x, 99.5) + 0.3)
+        ax.legend(fontsize=7, loc="lower left")
+        return ax
+
+    def panel(self):
+        """Isochrone overlay panel started at the p50 solution (see :class:`ocnb.panels.IsochronePanel`)."""
+        from ..panels import EnsembleIsochronePanel
+
+        return EnsembleIsochronePanel(self)
+
+
+def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str | None = None) -> ClusterEstimate:
+    """Age, [Fe/H], A_V and distance modulus of a real cluster from its members (Sects. 3.3–3.5).
+
+    Parameters
+    ----------
+    members : DataFrame
+        Gaia DR3 column names (``phot_g_mean_mag, phot_bp_mean_mag, phot_rp_mean_mag, parallax``),
+        2MASS ``j_m, h_m`` (+ ``j_msigcom, h_msigcom, ph_qual``) when present.
+    model : CavalloModel, optional
+        Default :func:`train_default` (cached).
+    name : str, optional
+        Defaults to the table's ``cluster`` column.
+
+    Raises
+    ------
+    MemberTableError
+        Missing G/BP/RP or parallax columns, fewer than 10 stars with G ≤ 18 and BP/RP, no finite
+        parallax. Other problems (NaN parallaxes of some members, no 2MASS for a multi-band model,
+        features outside the training range, a parameter at a prior bound) are returned as flags
+        with ``low_quality=True``, never silently.
+    """
+    from ..validation import validate_members
+
+    model = model if model is not None else train_default()
+    if "parallax" not in getattr(members, "columns", getattr(members, "colnames", [])):
+        raise MemberTableError("member table lacks the 'parallax' column [mas] (the ANN's 190th input)")
+    # Members with NaN photometry are dropped (and counted); NaN parallaxes only leave the mean.
+    table = validate_members(members, require=("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag"),
+                             nan="drop")
+    if name is None:
+        name = str(table["cluster"].iloc[0]) if "cluster" in table and len(table) else "cluster"
+    n_nan_plx = int(table["parallax"].isna().sum())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        X, fl = model.features.transform_with_flags(table)
+    flags = fl.iloc[0].to_dict()
+    reasons = [flags.get("reason") or ""]
+    if n_nan_plx:
+        reasons.append(f"{n_nan_plx} members without parallax excluded from the mean parallax")
+    n_bright_cut = int((table["phot_g_mean_mag"] > model.features.g_max).sum()) if model.features.g_max else 0
+    flags["n_dropped_g_cut"] = n_bright_cut
+    flags["n_dropped_nan_photometry"] = int(table.attrs.get("n_dropped_nan", 0))
+    if model.bands == "multi" and not flags.get("has_2mass", True):
+        reasons.append("no usable 2MASS J/H: the multi-band model sees empty CMD2/CMD3; use a Gaia-only model")
+    lo, hi = np.asarray(model.meta["feature_min"]), np.asarray(model.meta["feature_max"])
+    outside = np.flatnonzero((X[0] < lo - 1e-9) | (X[0] > hi + 1e-9))
+    flags["n_features_outside_training"] = int(outside.size)
+    if outside.size:
+        names = [model.features.feature_names[i] for i in outside[:4]]
+        reasons.append(f"{outside.size} features outside the training range (e.g. {', '.join(names)}): "
+                       "magnitudes or colours the simulated clusters never had")
+    pred = model.ensemble.predict(X)
+    pct = pred.percentiles
+    at_bound = pred.at_bound.iloc[0]
+    summary = pd.DataFrame({
+        "mean": pred.mean.iloc[0], "std": pred.std.iloc[0],
+        "p16": pct[16].iloc[0], "p50": pct[50].iloc[0], "p84": pct[84].iloc[0], "at_bound": at_bound,
+    }).loc[list(LABELS)]
+    if at_bound.any():
+        reasons.append("at a prior bound: " + ", ".join(k for k in LABELS if at_bound[k]))
+    params = {k: float(summary.loc[k, "p50"]) for k in LABELS}
+    mu = mu_dist(table, params, model.features.scales_)
+    quality = int(quality_class([mu], model.meta["mu_reference"])[0])
+    flags["warnings"] = [str(w.message) for w in caught]
+    flags["reason"] = "; ".join(r for r in reasons if r)
+    flags["low_quality"] = bool(flags["reason"])
+    return ClusterEstimate(name=name, summary=summary, mu_dist=mu, quality=quality, flags=flags,
+                           members=table, prediction=pred, model=model)
+
+
+def estimate_many(tables, model: CavalloModel | None = None, errors: str = "collect") -> pd.DataFrame:
+    """Estimate several clusters: ``tables`` maps name -> member DataFrame. One row per cluster.
+
+    With ``errors="collect"`` a cluster that cannot be estimated gets a row with its error message
+    in ``reason`` (and NaN parameters) instead of stopping the loop.
+    """
+    from ..parallel import progress
+
+    model = model if model is not None else train_default()
+    rows = []
+    for name, members in progress(list(tables.items()), desc="clusters"):
+        try:
+            rows.append(estimate(members, model, name=name).to_row())
+        except MemberTableError as err:
+            if errors != "collect":
+                raise
+            rows.append({"name": name, "low_quality": True, "reason": f"error: {err}"})
+    return pd.DataFrame(rows)
+
+
+def compare_models(models: dict, test_set: SyntheticClusters) -> pd.DataFrame:
+    """Accuracy of several models on the same held-out SIMULATED clusters (e.g. Gaia-only vs multi-band).
+
+    Returns one row per (model, label): ``rmse``, ``bias``, ``scatter`` of p50 − truth, the
+    coverage of the 16–84 interval, and ``n``.
+    """
+    truth = test_set.labels[list(LABELS)]
+    frames = []
+    for key, model in models.items():
+        cov = coverage(model.predict(model.features.transform(test_set)), truth)
+        frames.append(cov.reset_index().assign(model=key))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["model", "label", "rmse", "bias", "scatter", "coverage", "n"]]
+
+
+def literature_comparison(ours: pd.DataFrame, catalogs=("HUNT2023", "CAVALLO2024", "CANTAT2020", "DIAS2021")
+                          ) -> pd.DataFrame:
+    """Our p50 values beside the literature: one row per (cluster, catalogue) with differences.
+
+    Columns: ``name, catalog, <param>_ours, <param>_lit, d_<param>`` for ``log_age, feh, a_v, dist_mod``.
+    """
+    from ..datasets import literature_parameters
+
+    rows = []
+    for _, r in ours.iterrows():
+        if not np.isfinite(r.get("log_age_50", np.nan)):
+            continue
+        lit = literature_parameters(r["name"], catalogs=catalogs)
+        for _, l in lit.iterrows():
+            row = {"name": r["name"], "catalog": l["catalog"]}
+            for k in LABELS:
+                row[f"{k}_ours"] = r[f"{k}_50"]
+                row[f"{k}_lit"] = l.get(k, np.nan)
+                row[f"d_{k}"] = row[f"{k}_ours"] - row[f"{k}_lit"]
+            rows.append(row)
+    return pd.DataFrame(rows)
