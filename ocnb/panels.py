@@ -449,17 +449,16 @@ class QuadTreeInspector:
 
     def data(self, cluster: str, cmd: str, level: int):
         """Standardised (x, y) of the stars and the partition segments up to ``level``."""
-        from .cmd_ann.features import cmd_arrays, quadtree_cuts, quadtree_segments
+        from .cmd_ann.features import cmd_arrays
+        from .cmd_ann.tsne import quadtree_segments
 
         x, y = cmd_arrays(self.tables[cluster], self.features.g_max)[cmd]
         sx, sy = self.features.scales_[cmd]
         pts = pd.DataFrame({"x": x / sx, "y": y / sy})
         if pts.empty:
-            return pts, pd.DataFrame(columns=["x0", "y0", "x1", "y1", "level", "kind"])
-        cuts = quadtree_cuts(pts["x"].to_numpy(), pts["y"].to_numpy(), self.features.levels)
-        bounds = (pts.x.min(), pts.x.max(), pts.y.min(), pts.y.max())
-        segs = quadtree_segments(cuts, bounds, self.features.levels)
-        return pts, segs[segs.level <= level]
+            return pts, pd.DataFrame(columns=["x0", "y0", "x1", "y1", "level", "axis"])
+        segs = quadtree_segments(pts["x"].to_numpy(), pts["y"].to_numpy(), self.features.levels)
+        return pts, segs.loc[segs.level <= level, ["x0", "y0", "x1", "y1", "level", "axis"]]
 
     def _plot(self, cluster, cmd, level):
         hv = _hv()

@@ -25,12 +25,15 @@ _EXPORTS = {
     "ensemble": ["ANNEnsemble", "BatchedDense", "EnsemblePrediction", "PRESETS", "build_ensemble_model",
                  "build_single_model", "coverage", "coverage_curve", "plot_coverage", "residual_table", "tune"],
     "inference": ["CavalloModel", "ClusterEstimate", "QUALITY_NAMES", "train_default", "estimate",
-                 "estimate_many", "mu_dist", "quality_class", "literature_comparison", "compare_models"],
+                 "estimate_many", "mu_dist", "quality_class", "literature_comparison", "compare_models",
+                  "real_cluster_check", "LITERATURE_TOLERANCE", "calibrate",
+                  "calibrated_interval", "calibrated_coverage"],
     "gradient": ["TABLE2", "GradientFit", "GradientPanel", "gradient_model", "fit_metallicity_gradient",
                  "table2_selection", "spectroscopic_comparison", "fit_line"],
     "galactic": ["galactocentric", "rgc_with_errors", "galactic_sample", "plot_xy_age_bins", "plot_z_histograms",
                  "age_bin_counts"],
-    "tsne": ["embed_features", "TSNEResult"],
+    "tsne": ["embed_features", "TSNEResult", "TSNEExplorer", "observed_features", "plot_quadtree",
+             "quadtree_segments"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -85,7 +85,6 @@ __all__ = [
     "quadtree_batch",
     "quadtree_cuts",
     "quadtree_feature_names",
-    "quadtree_segments",
 ]
 
 #: The three CMDs: name -> (colour, magnitude) in band names.
@@ -733,35 +732,3 @@ def _as_flat(obj):
             for f in frames])
     return stars, offsets, True, np.array(names, dtype=object), np.array(has2, dtype=bool)
 
-
-def quadtree_segments(cuts, bounds, levels: int = 3) -> pd.DataFrame:
-    """Line segments of the QuadTree partition encoded by a feature vector (for plots).
-
-    Parameters
-    ----------
-    cuts : array (63,)
-        Output of :func:`quadtree_cuts` for one CMD (x block, then y block, breadth-first,
-        children ordered [left-low, left-high, right-low, right-high]).
-    bounds : (x0, x1, y0, y1)
-        The plotted region (e.g. the data's min/max), in the units of ``cuts``.
-
-    Returns
-    -------
-    DataFrame
-        ``x0, y0, x1, y1, level, kind`` (``kind`` = "x" for colour cuts, "y" for magnitude cuts).
-    """
-    cuts = np.asarray(cuts, dtype=float)
-    n_nodes = [4**lev for lev in range(levels)]
-    if cuts.size != 3 * sum(n_nodes):
-        raise ValueError(f"expected {3 * sum(n_nodes)} cuts for {levels} levels, got {cuts.size}")
-    xs, ys = cuts[: sum(n_nodes)], cuts[sum(n_nodes):]
-    regions = [tuple(float(b) for b in bounds)]
-    rows, xo, yo = [], 0, 0
-    for lev, n in enumerate(n_nodes, start=1):
-        children = []
-        for k, (x0, x1, y0, y1) in enumerate(regions):
-            xc, y_l, y_r = xs[xo + k], ys[yo + 2 * k], ys[yo + 2 * k + 1]
-            rows += [(xc, y0, xc, y1, lev, "x"), (x0, y_l, xc, y_l, lev, "y"), (xc, y_r, x1, y_r, lev, "y")]
-            children += [(x0, xc, y0, y_l), (x0, xc, y_l, y1), (xc, x1, y0, y_r), (xc, x1, y_r, y1)]
-        regions, xo, yo = children, xo + n, yo + 2 * n
-    return pd.DataFrame(rows, columns=["x0", "y0", "x1", "y1", "level", "kind"])

@@ -44,6 +44,11 @@ __all__ = [
     "quality_class",
     "literature_comparison",
     "compare_models",
+    "real_cluster_check",
+    "calibrate",
+    "calibrated_interval",
+    "calibrated_coverage",
+    "LITERATURE_TOLERANCE",
 ]
 
 QUALITY_NAMES = ("gold", "silver", "bronze", "wood")
@@ -198,6 +203,55 @@ def _reference_mu(model_features, pred: EnsemblePrediction, clusters: SyntheticC
     return out
 
 
+def calibrate(model: CavalloModel, n: int | None = None, seed: int | None = None) -> dict:
+    """Widen the ensemble's intervals so that they are calibrated on SIMULATED clusters.
+
+    Ensemble members agree more than their errors warrant (their spread ignores the shared
+    bias of the training set), so the raw 16–84 interval covers the truth far less than 68 %.
+    For each label, the factor f is the 68th percentile of |truth − p50| / (half-width on the
+    truth's side) over a fresh simulated calibration set; calibrated bounds are
+    p50 ∓ f·(p50 − p16, p84 − p50). Stored in ``model.meta["calibration"]``.
+    """
+    p = PRESETS[model.preset]
+    n = n or p["n_test"]
+    seed = (model.meta.get("seed", 0) + 30_011) if seed is None else seed
+    cal = simulate_clusters(n, seed=seed, progress=False)
+    pred = model.predict(model.features.transform(cal))
+    p16, p50, p84 = pred.quantile(16), pred.quantile(50), pred.quantile(84)
+    factors = {}
+    for k in LABELS:
+        truth = cal.labels[k].to_numpy()
+        half = np.where(truth >= p50[k], p84[k] - p50[k], p50[k] - p16[k])
+        ratio = np.abs(truth - p50[k].to_numpy()) / np.maximum(half, 1e-6)
+        factors[k] = float(np.quantile(ratio, 0.68))
+    model.meta["calibration"] = {"factors": factors, "n": n, "seed": seed}
+    return factors
+
+
+def calibrated_interval(model: CavalloModel, pred: EnsemblePrediction) -> dict:
+    """Calibrated (p16, p84) frames of a prediction (see :func:`calibrate`)."""
+    f = model.meta["calibration"]["factors"]
+    p16, p50, p84 = pred.quantile(16), pred.quantile(50), pred.quantile(84)
+    lo = p50 - (p50 - p16) * pd.Series(f)[p50.columns]
+    hi = p50 + (p84 - p50) * pd.Series(f)[p50.columns]
+    return {16: lo, 50: p50, 84: hi}
+
+
+def calibrated_coverage(model: CavalloModel, test_set: SyntheticClusters) -> pd.DataFrame:
+    """Coverage of the raw and the calibrated 16–84 intervals on held-out SIMULATED clusters."""
+    pred = model.predict(model.features.transform(test_set))
+    cal = calibrated_interval(model, pred)
+    raw16, raw84 = pred.quantile(16), pred.quantile(84)
+    rows = []
+    for k in LABELS:
+        t = test_set.labels[k].to_numpy()
+        rows.append({"label": k, "nominal": 0.68,
+                     "raw": float(np.mean((t >= raw16[k]) & (t <= raw84[k]))),
+                     "calibrated": float(np.mean((t >= cal[16][k]) & (t <= cal[84][k]))),
+                     "factor": model.meta["calibration"]["factors"][k]})
+    return pd.DataFrame(rows).set_index("label")
+
+
 @functools.lru_cache(maxsize=1)
 def _default_training_set(n: int, seed: int) -> SyntheticClusters:
     # Kept for the process: the multi-band and Gaia-only models train on the same simulation.
@@ -240,7 +294,11 @@ def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0
     folder = model_dir(tag)
     if not refit and (folder / "bundle.json").exists():
         try:
-            return CavalloModel.load(folder)
+            model = CavalloModel.load(folder)
+            if "calibration" not in model.meta:  # bundles saved before calibration existed
+                calibrate(model)
+                model.save(folder)
+            return model
         except (CorruptCacheError, FileNotFoundError, KeyError, ValueError) as err:
             warnings.warn(f"cached model {folder} unusable ({err}); retraining", RuntimeWarning, stacklevel=2)
             shutil.rmtree(folder, ignore_errors=True)
@@ -276,6 +334,7 @@ def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0
         "test_members": pred.members.tolist(),
     }
     model = CavalloModel(feats, ens, preset, bands, meta)
+    calibrate(model)
     model.save(folder)
     return model
 
@@ -291,7 +350,8 @@ class ClusterEstimate:
     ----------
     name : str
     summary : DataFrame
-        Index ``log_age, feh, a_v, dist_mod``; columns ``mean, std, p16, p50, p84, at_bound``.
+        Index ``log_age, feh, a_v, dist_mod``; columns ``mean, std, p16, p50, p84`` (the raw ensemble),
+        ``lo_cal, hi_cal`` (the calibrated 68 % interval, :func:`calibrate`), ``at_bound``.
     mu_dist : float
         Mean standardised distance of CMD1 members from the p50 isochrone.
     quality : int
@@ -329,7 +389,8 @@ class ClusterEstimate:
         # Column names as the catalogue's percentiles (log_age_16/50/84, feh_50, ...), which
         # ocnb.cmd_ann.gradient and .galactic accept as they are.
         for k in LABELS:
-            for col, out in (("mean", "mean"), ("std", "std"), ("p16", "16"), ("p50", "50"), ("p84", "84")):
+            for col, out in (("mean", "mean"), ("std", "std"), ("p16", "16"), ("p50", "50"), ("p84", "84"),
+                             ("lo_cal", "lo_cal"), ("hi_cal", "hi_cal")):
                 row[f"{k}_{out}"] = float(self.summary.loc[k, col])
         return row
 
@@ -419,9 +480,11 @@ def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str
     pred = model.ensemble.predict(X)
     pct = pred.percentiles
     at_bound = pred.at_bound.iloc[0]
+    cal = calibrated_interval(model, pred)
     summary = pd.DataFrame({
         "mean": pred.mean.iloc[0], "std": pred.std.iloc[0],
-        "p16": pct[16].iloc[0], "p50": pct[50].iloc[0], "p84": pct[84].iloc[0], "at_bound": at_bound,
+        "p16": pct[16].iloc[0], "p50": pct[50].iloc[0], "p84": pct[84].iloc[0],
+        "lo_cal": cal[16].iloc[0], "hi_cal": cal[84].iloc[0], "at_bound": at_bound,
     }).loc[list(LABELS)]
     if at_bound.any():
         reasons.append("at a prior bound: " + ", ".join(k for k in LABELS if at_bound[k]))
@@ -468,6 +531,56 @@ def compare_models(models: dict, test_set: SyntheticClusters) -> pd.DataFrame:
         frames.append(cov.reset_index().assign(model=key))
     out = pd.concat(frames, ignore_index=True)
     return out[["model", "label", "rmse", "bias", "scatter", "coverage", "n"]]
+
+
+#: Paper-level agreement with the literature (issue acceptance; Cavallo et al. 2024 Sect. 4).
+LITERATURE_TOLERANCE = {"log_age": 0.3, "feh": 0.3, "a_v": 0.4, "dist_mod": 0.5}
+MULTIBAND_CLUSTERS = ("M67", "Hyades", "Praesepe", "alpha Per", "Blanco 1", "Pleiades")
+
+
+def real_cluster_check(multi: CavalloModel, gaia: CavalloModel | None = None,
+                       catalogs=("HUNT2023", "CAVALLO2024", "CANTAT2020", "DIAS2021")) -> pd.DataFrame:
+    """Estimate every shipped real cluster and compare with the mean of the literature values.
+
+    Multi-band members (``MULTIBAND_CLUSTERS``) go through ``multi``; the Almeida et al. Gaia-only
+    member lists of the other clusters through ``gaia`` (skipped when None). No real cluster is
+    used in training, so all are held out.
+
+    Returns
+    -------
+    DataFrame
+        One row per cluster: ``name, model, n_members, quality_name, low_quality``, our p50
+        ``<param>``, the literature mean ``<param>_lit`` (over the catalogues that give it; [Fe/H] only
+        from Dias 2021 and Cavallo 2024), ``d_<param>`` and ``ok_<param>`` (|Δ| below
+        :data:`LITERATURE_TOLERANCE`).
+    """
+    from ..datasets import list_member_clusters, literature_parameters, load_members
+
+    jobs = [(name, "iso", multi, "multi-band") for name in MULTIBAND_CLUSTERS]
+    if gaia is not None:
+        table = list_member_clusters()
+        done = {_resolve(n) for n in MULTIBAND_CLUSTERS}
+        jobs += [(n, "almeida", gaia, "Gaia only") for n in table.cluster[table.source == "almeida"] if n not in done]
+    rows = []
+    for name, source, model, label in jobs:
+        members = load_members(name, source=source)
+        est = estimate(members, model, name=_resolve(name))
+        lit = literature_parameters(est.name, catalogs=catalogs)
+        row = {"name": est.name, "model": label, "n_members": len(members), "quality_name": est.quality_name,
+               "low_quality": est.flags["low_quality"], "reason": est.flags["reason"]}
+        for k in LABELS:
+            ours = est.point[k]
+            ref = float(np.nanmean(lit[k].to_numpy(dtype=float))) if k in lit and lit[k].notna().any() else np.nan
+            row[k], row[f"{k}_lit"], row[f"d_{k}"] = ours, ref, ours - ref
+            row[f"ok_{k}"] = bool(abs(ours - ref) < LITERATURE_TOLERANCE[k]) if np.isfinite(ref) else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _resolve(name: str) -> str:
+    from ..datasets import resolve_cluster_name
+
+    return resolve_cluster_name(name)
 
 
 def literature_comparison(ours: pd.DataFrame, catalogs=("HUNT2023", "CAVALLO2024", "CANTAT2020", "DIAS2021")

@@ -38,15 +38,15 @@ Everything about synthetic clusters here is SIMULATED data.
 
 from __future__ import annotations
 
-import math
 import time
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .features import _halve, _n_nodes, cmd_arrays, n_quadtree_features
+from .features import G_MAX, _halve, _n_nodes, cmd_arrays, n_quadtree_features
 
 __all__ = [
     "DEFAULT_PERPLEXITIES",
@@ -79,7 +79,8 @@ def quadtree_segments(x, y, levels: int = 3, bounds: Sequence[float] | None = No
     (default: the points' bounding box); a child's cell is its quarter of the
     parent's cell. Median cuts are linear in the coordinates, so the lines of
     un-standardised (BP−RP, G) equal the standardised features times the
-    scales, up to rounding.
+    scales, up to rounding. Used by the t-SNE explorer and
+    :class:`ocnb.panels.QuadTreeInspector`.
 
     Parameters
     ----------
@@ -98,7 +99,7 @@ def quadtree_segments(x, y, levels: int = 3, bounds: Sequence[float] | None = No
         (1 … levels), ``node`` (index within its level, breadth first),
         ``side`` ("" for x-cuts, "L"/"R" for the two y-cuts of a node),
         ``value`` (the cut coordinate = the feature), ``x0, y0, x1, y1``
-        (segment end points) and ``empty`` (the node holds no star: its cut
+        (segment end points) and ``empty_cell`` (the node holds no star: its cut
         is the inherited anchor and the segment is usually of zero length).
         With no stars at all: 63 rows of ``value`` 0 (the empty-CMD rule) and
         NaN end points.
@@ -116,7 +117,7 @@ def quadtree_segments(x, y, levels: int = 3, bounds: Sequence[float] | None = No
         for lev in range(1, int(levels) + 1):
             for k in range(4 ** (lev - 1)):
                 base = dict(level=lev, node=k, value=0.0, x0=np.nan, y0=np.nan, x1=np.nan, y1=np.nan,
-                            empty=True)
+                            empty_cell=True)
                 xrows.append(dict(axis="x", side="", **base))
                 yrows += [dict(axis="y", side="L", **base), dict(axis="y", side="R", **base)]
     else:
@@ -141,7 +142,7 @@ def quadtree_segments(x, y, levels: int = 3, bounds: Sequence[float] | None = No
                     yr = float(np.median(y[right])) if right.size else float(np.median(y[idx]))
                     low_l, high_l = _halve(left, y)
                     low_r, high_r = _halve(right, y)
-                common = dict(level=lev, node=k, empty=empty)
+                common = dict(level=lev, node=k, empty_cell=empty)
                 xrows.append(dict(axis="x", side="", value=xc, x0=xc, y0=by0, x1=xc, y1=by1, **common))
                 yrows.append(dict(axis="y", side="L", value=yl, x0=bx0, y0=yl, x1=xc, y1=yl, **common))
                 yrows.append(dict(axis="y", side="R", value=yr, x0=xc, y0=yr, x1=bx1, y1=yr, **common))
@@ -150,7 +151,7 @@ def quadtree_segments(x, y, levels: int = 3, bounds: Sequence[float] | None = No
             nodes = children
     out = pd.DataFrame(xrows + yrows)
     out.insert(0, "feature", np.arange(3 * nn))
-    return out[["feature", "axis", "level", "node", "side", "value", "x0", "y0", "x1", "y1", "empty"]]
+    return out[["feature", "axis", "level", "node", "side", "value", "x0", "y0", "x1", "y1", "empty_cell"]]
 
 
 def plot_quadtree(x, y, ax=None, levels: int = 3, invert_yaxis: bool = True, show_empty: bool = False,
@@ -177,10 +178,10 @@ def plot_quadtree(x, y, ax=None, levels: int = 3, invert_yaxis: bool = True, sho
     ax.scatter(x, y, **kw)
     handles = []
     for lev in range(1, int(levels) + 1):
-        s = seg[(seg["level"] == lev) & (show_empty | ~seg["empty"])]
+        s = seg[(seg["level"] == lev) & (show_empty | ~seg["empty_cell"])]
         color, lw = _LEVEL_STYLE.get(lev, ("#7f7f7f", 0.6))
         lines = np.stack([s[["x0", "y0"]].to_numpy(), s[["x1", "y1"]].to_numpy()], axis=1)
-        ax.add_collection(LineCollection(lines, colors=color, linewidths=lw, zorder=2))
+        ax.add_collection(LineCollection(lines, colors=color, linewidths=lw, zorder=2 + 1.0 / lev))
         handles.append(Line2D([], [], color=color, lw=lw, label=f"level {lev}"))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -263,16 +264,12 @@ def observed_features(features, clusters: Sequence[str] | None = None, source: s
     if not keep:
         raise ValueError(f"no member tables could be loaded: {dropped}")
     limit = features.min_stars if min_stars is None else int(min_stars)
-    old = features.on_low_quality, features.min_stars
-    features.on_low_quality, features.min_stars = "flag", limit
-    try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # 2MASS warnings: irrelevant for CMD1
-            X, flags = features.transform_with_flags([members[n] for n in keep])
-    finally:
-        features.on_low_quality, features.min_stars = old
+    # a copy that flags (rather than raises on) poor tables; the caller's object is left alone
+    flagging = type(features).from_dict(features.to_dict(), on_low_quality="flag", min_stars=limit)
+    flagging.n_jobs = features.n_jobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # missing-2MASS warnings: irrelevant for CMD1
+        X, flags = flagging.transform_with_flags([members[n] for n in keep])
     flags = flags.copy()
     flags["cluster"] = keep
     ok = ~flags["low_quality"].to_numpy(dtype=bool)
@@ -312,7 +309,8 @@ def _labels_frame(labels, n: int, what: str) -> pd.DataFrame:
     labels = pd.DataFrame(labels).reset_index(drop=True)
     if len(labels) != n:
         raise ValueError(f"{what} labels have {len(labels)} rows for {n} feature rows")
-    return pd.DataFrame({c: (labels[c].to_numpy(dtype=np.float64) if c in labels.columns else np.full(n, np.nan))
+    return pd.DataFrame({c: (labels[c].to_numpy(dtype=np.float64) if c in labels.columns
+                             else np.full(n, np.nan))
                          for c in _LABEL_COLS})
 
 
@@ -469,7 +467,7 @@ def embed_features(synthetic_X, observed_X, perplexity: float = 30, seed: int = 
         multi-band (the first 63 columns, CMD1, are kept). Used as they are:
         already standardised by :class:`~ocnb.cmd_ann.features.QuadTreeFeatures`.
     perplexity : float
-        30 by default; must be below (n_points − 1) / 3.
+        30 by default; at most (n_points − 1) / 3 (ValueError otherwise).
     seed : int
         ``random_state`` of openTSNE (fixed seed → same map).
     n_jobs : int
@@ -485,8 +483,8 @@ def embed_features(synthetic_X, observed_X, perplexity: float = 30, seed: int = 
         (PCA) and metric (Euclidean) are fixed.
     """
     try:
-        from openTSNE import TSNE
         import openTSNE
+        from openTSNE import TSNE
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("embed_features needs openTSNE: pip install 'ocnb[embed]'") from exc
 
@@ -509,7 +507,8 @@ def embed_features(synthetic_X, observed_X, perplexity: float = 30, seed: int = 
     names_o = [f"observed {i}" for i in range(n_o)] if observed_names is None else [str(v) for v in
                                                                                     observed_names]
     if len(names_s) != n_s or len(names_o) != n_o:
-        raise ValueError(f"got {len(names_s)} synthetic / {len(names_o)} observed names for {n_s} / {n_o} rows")
+        raise ValueError(f"got {len(names_s)} synthetic / {len(names_o)} observed names "
+                         f"for {n_s} / {n_o} rows")
     if len(set(names_s) | set(names_o)) != n:
         raise ValueError("point names must be unique (observed and synthetic together)")
     settings = {"n_jobs": int(n_jobs), **tsne_kwargs}
@@ -555,21 +554,28 @@ class TSNEExplorer:
     ----------
     result : TSNEResult
         Holds the inputs (from :func:`embed_features`) when other perplexities are wanted.
-    members : mapping or callable, optional
-        Observed name → member table (e.g. :attr:`ObservedFeatures.members`);
-        default :func:`ocnb.datasets.load_members`.
+    observed : mapping or callable, optional
+        Observed name → member table (e.g. :attr:`ObservedFeatures.members`, or
+        the dict whose tables were featurised); default
+        :func:`ocnb.datasets.load_members`.
     synthetic : SyntheticClusters, optional
         The SIMULATED clusters of the embedding, in the same order, to show their CMDs.
+    features : QuadTreeFeatures, optional
+        The featuriser used: its magnitude cut and tree depth are used for the
+        CMD panel (default G ≤ 18, 3 levels).
     perplexities : sequence of float
     datashade : bool
         Rasterise the synthetic cloud (default) or draw plain points.
+    pixel_size : int
+        Screen pixels per raster cell (4): coarse cells keep a sparse cloud visible.
     start : str, optional
         Initially selected cluster (default: the first observed one).
     """
 
-    def __init__(self, result: TSNEResult, members: Mapping[str, pd.DataFrame] | Callable | None = None,
-                 synthetic=None, perplexities: Sequence[float] = DEFAULT_PERPLEXITIES, datashade: bool = True,
-                 start: str | None = None, width: int = 460, height: int = 420):
+    def __init__(self, result: TSNEResult, observed: Mapping[str, pd.DataFrame] | Callable | None = None,
+                 synthetic=None, features=None, perplexities: Sequence[float] = DEFAULT_PERPLEXITIES,
+                 datashade: bool = True, start: str | None = None, width: int = 460, height: int = 420,
+                 pixel_size: int = 4):
         import ipywidgets as w
 
         from ..panels import _hv
@@ -577,29 +583,34 @@ class TSNEExplorer:
         hv = _hv()
         self._cache: dict[float, TSNEResult] = {float(result.perplexity): result}
         self.n_embeddings = 0  # embeddings computed by this explorer (cache misses)
-        self._members_src = members
+        self._members_src = observed
+        self.g_max = G_MAX if features is None else features.g_max
+        self.levels = 3 if features is None else int(features.levels)
         self._member_cache: dict[str, pd.DataFrame] = {}
         n_syn = int((result.frame["kind"] == "synthetic").sum())
         if synthetic is not None and len(synthetic) != n_syn:
             raise ValueError(f"synthetic has {len(synthetic)} clusters, the embedding {n_syn}")
         self.synthetic = synthetic
         self.datashade = bool(datashade)
+        self.pixel_size = max(1, int(pixel_size))
         self.width, self.height = int(width), int(height)
         self._names = list(result.observed_names)
         self._all_names = set(result.frame["name"])
         opts = sorted({float(p) for p in perplexities} | {float(result.perplexity)})
-        self.perplexity = w.SelectionSlider(options=[(f"{p:g}", p) for p in opts], value=float(result.perplexity),
-                                            description="perplexity", continuous_update=False)
+        self.perplexity = w.SelectionSlider(options=[(f"{p:g}", p) for p in opts],
+                                            value=float(result.perplexity), description="perplexity",
+                                            continuous_update=False)
         self.picker = w.Dropdown(options=self._names, value=None, description="cluster")
         self.status = w.HTML()
         self._pstream = hv.streams.Stream.define("Perplexity", perplexity=float(result.perplexity))()
-        first = start if start is not None else (self._names[0] if self._names else result.frame["name"].iloc[0])
+        first = start if start is not None else (self._names[0] if self._names
+                                                 else str(result.frame["name"].iloc[0]))
         self._selected = self._lookup(first)
         self._sstream = hv.streams.Stream.define("Selected", kind=self._selected[0],
                                                  index=self._selected[1])()
         self._busy = False
         self.perplexity.observe(lambda ch: self._on_perplexity(ch["new"]), names="value")
-        self.picker.observe(lambda ch: ch["new"] is not None and self.select(ch["new"]), names="value")
+        self.picker.observe(self._on_pick, names="value")
         self.select(first)
 
     # -- state --------------------------------------------------------------------
@@ -611,8 +622,9 @@ class TSNEExplorer:
     def state(self) -> dict:
         """``perplexity``, ``selected`` (name), ``kind``, ``index``, ``n_embeddings``, ``cached``."""
         kind, idx = self._selected
-        return {"perplexity": float(self.perplexity.value), "selected": self._name_of(kind, idx), "kind": kind,
-                "index": int(idx), "n_embeddings": self.n_embeddings, "cached": sorted(self._cache)}
+        return {"perplexity": float(self.perplexity.value), "selected": self._name_of(kind, idx),
+                "kind": kind, "index": int(idx), "n_embeddings": self.n_embeddings,
+                "cached": sorted(self._cache)}
 
     def _lookup(self, name: str) -> tuple[str, int]:
         f = self.result.frame
@@ -632,11 +644,16 @@ class TSNEExplorer:
         self._selected = (kind, idx)
         if kind == "observed":
             if self.picker.value != name:
-                self.picker.value = name  # observer calls select(name) again: harmless
+                self.picker.value = name  # the observer sees it is already selected
         elif self.picker.value is not None:
             self.picker.value = None
         self._sstream.event(kind=kind, index=idx)
         self._update_status()
+
+    def _on_pick(self, change) -> None:
+        new = change["new"]
+        if new is not None and self._selected != self._lookup(new):
+            self.select(new)
 
     def set_perplexity(self, perplexity: float) -> None:
         """Show the embedding at ``perplexity`` (computed once, then cached); adds it to the slider if new."""
@@ -664,8 +681,8 @@ class TSNEExplorer:
         r = self.result
         kind, idx = self._selected
         frac = r.neighbour_fraction(10) if len(r.observed) and len(r.frame) > 10 else float("nan")
-        self.status.value = (f"perplexity {r.perplexity:g} (KL {r.kl_divergence:.2f}); observed clusters with "
-                             f"≥ 1 synthetic among 10 nearest: <b>{frac:.0%}</b>; selected: "
+        self.status.value = (f"perplexity {r.perplexity:g} (KL {r.kl_divergence:.2f}); observed clusters "
+                             f"with ≥ 1 synthetic among 10 nearest: <b>{frac:.0%}</b>; selected: "
                              f"<b>{self._name_of(kind, idx)}</b>")
 
     # -- data ---------------------------------------------------------------------
@@ -695,13 +712,13 @@ class TSNEExplorer:
         m = self._members(k, i)
         if m is None or not len(m):
             return pd.DataFrame({"bp_rp": np.array([], float), "g": np.array([], float)})
-        c, g = cmd_arrays(m)["cmd1"]
+        c, g = cmd_arrays(m, g_max=self.g_max)["cmd1"]
         return pd.DataFrame({"bp_rp": c, "g": g})
 
     def segments_frame(self, kind: str | None = None, index: int | None = None) -> pd.DataFrame:
         """:func:`quadtree_segments` of :meth:`cmd_frame` (un-standardised BP−RP, G)."""
         df = self.cmd_frame(kind, index)
-        return quadtree_segments(df["bp_rp"].to_numpy(), df["g"].to_numpy())
+        return quadtree_segments(df["bp_rp"].to_numpy(), df["g"].to_numpy(), self.levels)
 
     # -- views --------------------------------------------------------------------
     def _syn_points(self, perplexity):
@@ -734,23 +751,18 @@ class TSNEExplorer:
             r = f[(f["kind"] == kind) & (f["index"] == index)].iloc[0]
             title = f"{name} (SIMULATED): dMod {r['dist_mod']:.2f}, log age {r['log_age']:.2f}"
         else:
-            title = f"{name}: {len(df)} stars in CMD1 (G ≤ 18)"
+            title = f"{name}: {len(df)} stars in CMD1 (G ≤ {self.g_max:g})"
         if not len(df):
             title = f"{name}: no member table" if kind == "observed" else f"{name}: pass synthetic= to see it"
         pts = hv.Scatter(df, bp_rp, g, label="stars").opts(color="#444444", size=3, alpha=0.6)
+        seg = self.segments_frame(kind, index)
+        seg = seg[~seg["empty_cell"]].rename(columns={"x0": "bp_rp", "y0": "g", "x1": "bp_rp_1", "y1": "g_1"})
         layers = pts
-        if len(df):
-            seg = quadtree_segments(df["bp_rp"].to_numpy(), df["g"].to_numpy())
-            seg = seg[~seg["empty"]]
-        else:
-            seg = None
-        for lev in (1, 2, 3):
-            color, lw = _LEVEL_STYLE[lev]
-            paths = [] if seg is None else [
-                np.array([[a, b], [c, d]]) for a, b, c, d in
-                seg.loc[seg["level"] == lev, ["x0", "y0", "x1", "y1"]].to_numpy()]
-            layers = layers * hv.Path(paths, kdims=[bp_rp, g], label=f"QuadTree level {lev}").opts(
-                color=color, line_width=lw)
+        for lev in range(self.levels, 0, -1):  # coarse cuts on top
+            color, lw = _LEVEL_STYLE.get(lev, ("#7f7f7f", 0.6))
+            part = seg.loc[seg["level"] == lev, ["bp_rp", "g", "bp_rp_1", "g_1"]]
+            layers = layers * hv.Segments(part, kdims=[bp_rp, g, "bp_rp_1", "g_1"],
+                                          label=f"QuadTree level {lev}").opts(color=color, line_width=lw)
         return layers.opts(title=title)
 
     @staticmethod
@@ -788,15 +800,17 @@ class TSNEExplorer:
         syn = hv.DynamicMap(self._syn_points, streams=[self._pstream])
         obs = hv.DynamicMap(self._obs_points, streams=[self._pstream])
         ring = hv.DynamicMap(self._ring, streams=[self._pstream, self._sstream])
-        has_dmod = np.isfinite(self.result.frame["dist_mod"].to_numpy(dtype=float)).any()
+        has_dmod = bool(np.isfinite(self.result.frame["dist_mod"].to_numpy(dtype=float)).any())
         if self.datashade:
             import datashader as ds
-            from holoviews.operation.datashader import dynspread, rasterize
+            from holoviews.operation.datashader import rasterize
 
             agg = ds.mean("dist_mod") if has_dmod else ds.count()
-            raster = rasterize(syn, aggregator=agg)
+            # Coarse pixels (pixel_size screen pixels each) keep sparse clouds visible and show the mean
+            # dMod of neighbouring clusters; dynspread would do too but costs seconds of JIT compilation.
+            raster = rasterize(syn, aggregator=agg, pixel_ratio=1.0 / self.pixel_size)
             self._range_streams = [s for s in raster.streams if isinstance(s, (hv.streams.RangeXY,))]
-            cloud = dynspread(raster, threshold=0.8, max_px=3).opts(
+            cloud = raster.opts(
                 cmap="viridis", colorbar=True, clabel="dMod of synthetic clusters [mag]" if has_dmod
                 else "synthetic clusters per pixel", tools=["hover"])
         else:
@@ -807,12 +821,11 @@ class TSNEExplorer:
         self.selection = hv.streams.Selection1D(source=obs)
         self.selection.add_subscriber(self._on_selection)
         emb = (cloud * obs * ring).opts(
-            hv.opts.Overlay(width=self.width, height=self.height, framewise=True, xlabel="t-SNE 1",
-                            ylabel="t-SNE 2", title="openTSNE: synthetic (colour = dMod) vs observed (black)",
-                            legend_position="top_right", show_legend=False))
+            width=self.width, height=self.height, framewise=True, xlabel="t-SNE 1", ylabel="t-SNE 2",
+            title="t-SNE: synthetic (colour: dMod), observed (black)", show_legend=False)
         cmd = hv.DynamicMap(self._cmd_plot, streams=[self._sstream]).opts(
-            hv.opts.Overlay(width=self.width, height=self.height, invert_yaxis=True, framewise=True,
-                            show_grid=True, legend_position="top_right"))
+            width=self.width, height=self.height, invert_yaxis=True, framewise=True, show_grid=True,
+            legend_position="top_right")
         self._layout = (emb + cmd).opts(shared_axes=False)
         return self._layout
 

@@ -7,29 +7,12 @@ hv = pytest.importorskip("holoviews")
 
 from ocnb import datasets, panels  # noqa: E402
 from ocnb.cmd_ann import estimate, simulate_clusters, train_default  # noqa: E402
-from ocnb.cmd_ann.features import QuadTreeFeatures, quadtree_cuts, quadtree_segments  # noqa: E402
+from ocnb.cmd_ann.features import QuadTreeFeatures  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def features():
     return QuadTreeFeatures("multi").fit(simulate_clusters(150, seed=5, progress=False))  # SIMULATED
-
-
-def test_segments_follow_the_cuts():
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=200), rng.normal(size=200)
-    cuts = quadtree_cuts(x, y)
-    segs = quadtree_segments(cuts, (x.min(), x.max(), y.min(), y.max()))
-    assert len(segs) == 3 * 21
-    vertical = segs[segs.kind == "x"]
-    np.testing.assert_allclose(vertical.x0.to_numpy(), cuts[:21])
-    horizontal = segs[segs.kind == "y"]
-    np.testing.assert_allclose(horizontal.y0.to_numpy(), cuts[21:])
-    # level-2 cuts stay inside their parent's cell
-    first = segs[(segs.level == 2) & (segs.kind == "x")].iloc[0]
-    assert first.x0 <= cuts[0]
-    with pytest.raises(ValueError, match="expected 63 cuts"):
-        quadtree_segments(cuts[:10], (0, 1, 0, 1))
 
 
 def test_quadtree_inspector(features):

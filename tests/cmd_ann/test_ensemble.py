@@ -23,7 +23,6 @@ from ocnb.cache import CorruptCacheError  # noqa: E402
 from ocnb.cmd_ann import ensemble as ens  # noqa: E402
 from ocnb.cmd_ann.ensemble import (  # noqa: E402
     LABELS,
-    TABLE1_BOUNDS,
     ANNEnsemble,
     EnsemblePrediction,
     PerMemberEarlyStopping,
@@ -337,7 +336,7 @@ def test_presets():
 # -- keras-tuner ------------------------------------------------------------------------------------------
 def test_tune_returns_completed_trials(tmp_path):
     X, y = make_toy_fixture(200, 20, seed=0)
-    res = ens.tune(X, y, max_trials=2, epochs=1, directory=tmp_path)
+    res = ens.tune(X, y, max_trials=2, epochs=1, directory=tmp_path, input_scaling="standard")
     assert len(res.trials) == 2
     assert (res.trials["status"] == "COMPLETED").all()
     assert np.isfinite(res.trials["score"]).all()
