@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 #: FAST-mode budget per notebook [s] (issue acceptance: tour < 3 min)
-BUDGET = {"00_tour": 180}
+BUDGET = {"00_tour": 180, "01_cmd_quadtree_ann": 300}
 
 
 def test_notebooks_exist():
