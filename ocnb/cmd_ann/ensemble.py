@@ -130,9 +130,11 @@ _FORMAT = "ocnb.cmd_ann.ensemble/1"
 #:   inputs as in spec §4, <= 200 epochs); needs a GPU (hours on a CPU).
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(n_members=3, n_clusters=400, n_test=200, subset_size=300, epochs=4, patience=4,
-                 hidden=(64,) * 5, batch_size=64, learning_rate=1e-3, input_scaling="standard"),
+                 hidden=(64,) * 5, batch_size=64, learning_rate=1e-3, input_scaling="standard",
+                 parallax="log10"),
     "laptop": dict(n_members=12, n_clusters=20_000, n_test=1000, subset_size=10_000, epochs=60, patience=10,
-                   hidden=(500,) * 5, batch_size=128, learning_rate=1e-3, input_scaling="standard"),
+                   hidden=(500,) * 5, batch_size=128, learning_rate=1e-3, input_scaling="standard",
+                   parallax="log10"),
     "paper": dict(n_members=300, n_clusters=50_000, n_test=2000, subset_size=10_000, epochs=200, patience=20,
                   hidden=(500,) * 5, batch_size=128, learning_rate=1e-3, input_scaling="none"),
 }

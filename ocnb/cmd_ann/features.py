@@ -93,6 +93,8 @@ CMDS = tuple(CMD_AXES)
 _COLS = {"G": "phot_g_mean_mag", "BP": "phot_bp_mean_mag", "RP": "phot_rp_mean_mag",
          "J": "j_m", "H": "h_m", "J_err": "j_msigcom", "H_err": "h_msigcom"}
 G_MAX = 18.0
+#: How the mean parallax enters the features (QuadTreeFeatures(parallax=...)).
+PARALLAX_TRANSFORMS = ("raw", "log10")
 FORMAT_VERSION = 1
 
 
@@ -513,6 +515,9 @@ class QuadTreeFeatures:
         (see the module docstring). Synthetic clusters are never checked.
     n_jobs : int, optional
         Threads for :func:`quadtree_batch` (not saved by :meth:`to_dict`).
+    parallax : {"raw", "log10"}
+        The last input: the members' mean parallax in mas (the paper), or its log10 (clipped
+        at 0.01 mas), which is linear in the distance modulus and helps short CPU trainings.
 
     Attributes (after :meth:`fit`)
     ------------------------------
@@ -523,9 +528,13 @@ class QuadTreeFeatures:
     """
 
     def __init__(self, bands: str = "multi", levels: int = 3, g_max: float | None = G_MAX,
-                 min_stars: int = 10, on_low_quality: str = "raise", n_jobs: int | None = None):
+                 min_stars: int = 10, on_low_quality: str = "raise", n_jobs: int | None = None,
+                 parallax: str = "raw"):
         if bands not in ("multi", "gaia"):
             raise ValueError(f"bands must be 'multi' or 'gaia', not {bands!r}")
+        if parallax not in PARALLAX_TRANSFORMS:
+            raise ValueError(f"parallax must be one of {PARALLAX_TRANSFORMS}, not {parallax!r}")
+        self.parallax = parallax
         if on_low_quality not in ("raise", "flag"):
             raise ValueError(f"on_low_quality must be 'raise' or 'flag', not {on_low_quality!r}")
         _n_nodes(levels)
@@ -614,7 +623,8 @@ class QuadTreeFeatures:
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_plx = np.bincount(cl[pm], weights=plx[pm], minlength=n) / n_plx
         mean_plx = np.where(n_plx > 0, mean_plx, np.nan)
-        feats = np.concatenate(blocks + [mean_plx[:, None]], axis=1)
+        plx_feature = np.log10(np.clip(mean_plx, 0.01, None)) if self.parallax == "log10" else mean_plx
+        feats = np.concatenate(blocks + [plx_feature[:, None]], axis=1)
 
         flags = pd.DataFrame({
             "n_cmd1": counts["cmd1"],
@@ -660,7 +670,7 @@ class QuadTreeFeatures:
         return {
             "kind": "QuadTreeFeatures", "format_version": FORMAT_VERSION, "bands": self.bands,
             "levels": self.levels, "g_max": self.g_max, "min_stars": self.min_stars,
-            "on_low_quality": self.on_low_quality,
+            "on_low_quality": self.on_low_quality, "parallax": self.parallax,
             "scales": None if self.scales_ is None else {c: list(v) for c, v in self.scales_.items()},
             "feature_names": self.feature_names,
         }
@@ -678,7 +688,8 @@ class QuadTreeFeatures:
                              f"({FORMAT_VERSION})")
         obj = cls(bands=d["bands"], levels=d["levels"], g_max=d["g_max"],
                   min_stars=overrides.get("min_stars", d["min_stars"]),
-                  on_low_quality=overrides.get("on_low_quality", d.get("on_low_quality", "raise")))
+                  on_low_quality=overrides.get("on_low_quality", d.get("on_low_quality", "raise")),
+                  parallax=d.get("parallax", "raw"))
         if d.get("scales") is not None:
             obj.scales_ = {c: (float(v[0]), float(v[1])) for c, v in d["scales"].items()}
         if d.get("feature_names") is not None and list(d["feature_names"]) != obj.feature_names:

@@ -288,7 +288,9 @@ def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0
     if bands not in ("multi", "gaia"):
         raise ValueError(f"bands must be 'multi' or 'gaia', not {bands!r}")
     p = PRESETS[preset]
-    tag = f"cavallo-{preset}-{bands}-s{seed}"
+    # The preset's settings are part of the name: changing a preset never reuses a stale model.
+    settings = json.dumps(p, sort_keys=True, default=str).encode()
+    tag = f"cavallo-{preset}-{bands}-s{seed}-{sha256_bytes(settings)[:8]}"
     if train_set is not None:
         tag += "-" + sha256_bytes(train_set.labels.to_numpy().tobytes())[:12]
     folder = model_dir(tag)
@@ -306,7 +308,7 @@ def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0
     t0 = time.perf_counter()
     train = train_set if train_set is not None else _default_training_set(p["n_clusters"], seed)
     t_sim = time.perf_counter() - t0
-    feats = QuadTreeFeatures(bands=bands).fit(train)
+    feats = QuadTreeFeatures(bands=bands, parallax=p.get("parallax", "raw")).fit(train)
     X = feats.transform(train)
     ens = ANNEnsemble.from_preset(preset, seed=seed)
     t1 = time.perf_counter()

@@ -359,3 +359,20 @@ def test_unfitted_and_bad_arguments(qf):
         qf.transform(42)
     with pytest.raises(TypeError):
         qf.transform([_table(), "M67"])
+
+
+def test_log10_parallax_option_round_trips():
+    from ocnb.cmd_ann.features import QuadTreeFeatures
+    from ocnb.cmd_ann.simulate import simulate_clusters
+
+    sim = simulate_clusters(40, seed=11, progress=False)  # SIMULATED
+    raw = QuadTreeFeatures("gaia").fit(sim)
+    log = QuadTreeFeatures("gaia", parallax="log10").fit(sim)
+    a, b = raw.transform(sim), log.transform(sim)
+    np.testing.assert_array_equal(a[:, :-1], b[:, :-1])
+    np.testing.assert_allclose(b[:, -1], np.log10(np.clip(a[:, -1], 0.01, None)))
+    again = QuadTreeFeatures.from_dict(log.to_dict())
+    assert again.parallax == "log10"
+    np.testing.assert_array_equal(again.transform(sim), b)
+    with pytest.raises(ValueError, match="parallax must be one of"):
+        QuadTreeFeatures(parallax="ln")

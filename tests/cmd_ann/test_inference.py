@@ -35,7 +35,7 @@ def test_corrupted_bundle_is_retrained_not_used(model, tmp_data_home):
     fresh = train_default("fast", seed=3)
     from ocnb.cmd_ann.ensemble import model_dir
 
-    bundle = model_dir("cavallo-fast-multi-s3") / "bundle.json"
+    bundle = next(model_dir("x").parent.glob("cavallo-fast-multi-s3-*")) / "bundle.json"
     bundle.write_bytes(bundle.read_bytes().replace(b'"fast"', b'"FAST"', 1))
     with pytest.warns(RuntimeWarning, match="unusable"):
         again = train_default("fast", seed=3)
