@@ -161,10 +161,24 @@ def quadtree_cuts(x, y, levels: int = 3) -> np.ndarray:
     if x.size == 0:
         return np.zeros(3 * nn)
     xs, ys = [], []
+    for _level, _k, _idx, xc, yl, yr in walk_quadtree(x, y, levels):
+        xs.append(xc)
+        ys += [yl, yr]
+    return np.array(xs + ys, dtype=np.float64)
+
+
+def walk_quadtree(x, y, levels: int = 3):
+    """Visit the QuadTree nodes of one CMD breadth first (the tree of :func:`quadtree_cuts`).
+
+    Yields ``(level, k, idx, x_cut, y_cut_left, y_cut_right)`` per node: ``level`` 1…levels,
+    ``k`` its index within the level (children of node k are 4k…4k+3, ordered left-low,
+    left-high, right-low, right-high), ``idx`` the indices of its stars (empty nodes take the
+    anchor of their parent's cuts, spec §3). ``x`` and ``y`` must be finite float arrays.
+    """
     nodes = [(np.arange(x.size), 0.0, 0.0)]  # (points, anchor x, anchor y); root anchor unused
-    for _ in range(int(levels)):
+    for level in range(1, int(levels) + 1):
         children = []
-        for idx, ax, ay in nodes:
+        for k, (idx, ax, ay) in enumerate(nodes):
             if idx.size == 0:
                 xc, yl, yr = ax, ay, ay
                 low_l = high_l = low_r = high_r = idx
@@ -175,11 +189,9 @@ def quadtree_cuts(x, y, levels: int = 3) -> np.ndarray:
                 yr = float(np.median(y[right])) if right.size else float(np.median(y[idx]))
                 low_l, high_l = _halve(left, y)
                 low_r, high_r = _halve(right, y)
-            xs.append(xc)
-            ys += [yl, yr]
+            yield level, k, idx, xc, yl, yr
             children += [(low_l, xc, yl), (high_l, xc, yl), (low_r, xc, yr), (high_r, xc, yr)]
         nodes = children
-    return np.array(xs + ys, dtype=np.float64)
 
 
 def _row_argsort(mat: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .features import G_MAX, _halve, _n_nodes, cmd_arrays, n_quadtree_features
+from .features import G_MAX, _n_nodes, cmd_arrays, n_quadtree_features, walk_quadtree
 
 __all__ = [
     "DEFAULT_PERPLEXITIES",
@@ -127,28 +127,15 @@ def quadtree_segments(x, y, levels: int = 3, bounds: Sequence[float] | None = No
             box = tuple(float(b) for b in bounds)
             if len(box) != 4:
                 raise ValueError("bounds must be (x_min, x_max, y_min, y_max)")
-        nodes = [(np.arange(x.size), 0.0, 0.0, box)]  # (points, anchor x, anchor y, cell)
-        for lev in range(1, int(levels) + 1):
-            children = []
-            for k, (idx, ax, ay, (bx0, bx1, by0, by1)) in enumerate(nodes):
-                empty = idx.size == 0
-                if empty:
-                    xc, yl, yr = ax, ay, ay
-                    low_l = high_l = low_r = high_r = idx
-                else:
-                    xc = float(np.median(x[idx]))
-                    left, right = _halve(idx, x)
-                    yl = float(np.median(y[left]))
-                    yr = float(np.median(y[right])) if right.size else float(np.median(y[idx]))
-                    low_l, high_l = _halve(left, y)
-                    low_r, high_r = _halve(right, y)
-                common = dict(level=lev, node=k, empty_cell=empty)
-                xrows.append(dict(axis="x", side="", value=xc, x0=xc, y0=by0, x1=xc, y1=by1, **common))
-                yrows.append(dict(axis="y", side="L", value=yl, x0=bx0, y0=yl, x1=xc, y1=yl, **common))
-                yrows.append(dict(axis="y", side="R", value=yr, x0=xc, y0=yr, x1=bx1, y1=yr, **common))
-                children += [(low_l, xc, yl, (bx0, xc, by0, yl)), (high_l, xc, yl, (bx0, xc, yl, by1)),
-                             (low_r, xc, yr, (xc, bx1, by0, yr)), (high_r, xc, yr, (xc, bx1, yr, by1))]
-            nodes = children
+        cells = {(1, 0): box}  # (level, node) -> its cell (x0, x1, y0, y1)
+        for lev, k, idx, xc, yl, yr in walk_quadtree(x, y, levels):
+            bx0, bx1, by0, by1 = cells.pop((lev, k))
+            common = dict(level=lev, node=k, empty_cell=idx.size == 0)
+            xrows.append(dict(axis="x", side="", value=xc, x0=xc, y0=by0, x1=xc, y1=by1, **common))
+            yrows.append(dict(axis="y", side="L", value=yl, x0=bx0, y0=yl, x1=xc, y1=yl, **common))
+            yrows.append(dict(axis="y", side="R", value=yr, x0=xc, y0=yr, x1=bx1, y1=yr, **common))
+            quarters = [(bx0, xc, by0, yl), (bx0, xc, yl, by1), (xc, bx1, by0, yr), (xc, bx1, yr, by1)]
+            cells.update({(lev + 1, 4 * k + j): q for j, q in enumerate(quarters)})
     out = pd.DataFrame(xrows + yrows)
     out.insert(0, "feature", np.arange(3 * nn))
     return out[["feature", "axis", "level", "node", "side", "value", "x0", "y0", "x1", "y1", "empty_cell"]]
