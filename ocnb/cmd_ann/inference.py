@@ -545,8 +545,9 @@ def real_cluster_check(multi: CavalloModel, gaia: CavalloModel | None = None,
     """Estimate every shipped real cluster and compare with the mean of the literature values.
 
     Multi-band members (``MULTIBAND_CLUSTERS``) go through ``multi``; the Almeida et al. Gaia-only
-    member lists of the other clusters through ``gaia`` (skipped when None). No real cluster is
-    used in training, so all are held out.
+    member lists of the other clusters, then the remaining (distant) ISO clusters, through ``gaia``
+    (skipped when None). Tables too poor to estimate get a row whose ``reason`` says why. No real
+    cluster is used in training, so all are held out.
 
     Returns
     -------
@@ -562,14 +563,24 @@ def real_cluster_check(multi: CavalloModel, gaia: CavalloModel | None = None,
     if gaia is not None:
         table = list_member_clusters()
         done = {_resolve(n) for n in MULTIBAND_CLUSTERS}
-        jobs += [(n, "almeida", gaia, "Gaia only") for n in table.cluster[table.source == "almeida"] if n not in done]
+        for source in ("almeida", "iso"):  # Almeida's Gaia-only lists, then the distant ISO clusters
+            for n in table.cluster[table.source == source]:
+                if n not in done:
+                    jobs.append((n, source, gaia, "Gaia only"))
+                    done.add(n)
     rows = []
     for name, source, model, label in jobs:
         members = load_members(name, source=source)
-        est = estimate(members, model, name=_resolve(name))
+        row = {"name": _resolve(name), "model": label, "source": source, "n_members": len(members)}
+        try:
+            est = estimate(members, model, name=row["name"])
+        except MemberTableError as err:  # too few usable members: reported, not estimated
+            detail = [ln.strip() for ln in str(err).splitlines() if "stars in CMD1" in ln or "parallax" in ln]
+            rows.append({**row, "low_quality": True, "reason": "not estimated: " + (detail[0] if detail else str(err))})
+            continue
         lit = literature_parameters(est.name, catalogs=catalogs)
-        row = {"name": est.name, "model": label, "n_members": len(members), "quality_name": est.quality_name,
-               "low_quality": est.flags["low_quality"], "reason": est.flags["reason"]}
+        row.update({"quality_name": est.quality_name, "low_quality": est.flags["low_quality"],
+                    "reason": est.flags["reason"]})
         for k in LABELS:
             ours = est.point[k]
             ref = float(np.nanmean(lit[k].to_numpy(dtype=float))) if k in lit and lit[k].notna().any() else np.nan
