@@ -81,18 +81,18 @@ def run(fast: bool = False) -> list[dict]:
     arch = f"{n_members} members, 190-{layers}-4, {n_train} train rows each, {epochs} epochs"
 
     records = [{
-        "name": f"ensemble training time, batched model ({arch})", "value": round(t_batched, 3), "unit": "s",
+        "name": f"ensemble training time, batched model ({arch})", "value": t_batched, "unit": "s",
         "baseline_name": "Python loop of single Keras models (same subsets, epochs, batch size)",
-        "baseline_value": round(t_looped, 3), "ratio": round(t_looped, 3) / round(t_batched, 3),
+        "baseline_value": t_looped, "ratio": t_looped / t_batched,
         "target": "batched faster than looped (ratio > 1)", "passed": bool(t_looped > t_batched),
     }]
     thr = n_members * n_train * epochs / t_batched
     thr_loop = n_members * n_train * epochs / t_looped
     records.append({
         "name": f"batched training throughput ({arch}; includes build, compile, per-epoch validation)",
-        "value": round(thr, 1), "unit": "member-samples/s",
-        "baseline_name": "looped single models", "baseline_value": round(thr_loop, 1),
-        "ratio": round(thr_loop, 1) / round(thr, 1), "target": "recorded (sizes the laptop preset)",
+        "value": thr, "unit": "member-samples/s",
+        "baseline_name": "looped single models", "baseline_value": thr_loop,
+        "ratio": None, "target": "recorded (sizes the laptop preset); the time ratio is in the line above",
         "passed": True,
     })
 
@@ -102,10 +102,10 @@ def run(fast: bool = False) -> list[dict]:
     t_loop_pred = _median_call(lambda: [m.predict_on_batch(x1f) for m in singles], n_pred)
     records.append({
         "name": f"prediction latency, one cluster through all {n_members} members (+ percentiles)",
-        "value": round(t_pred * 1e3, 3), "unit": "ms",
+        "value": t_pred * 1e3, "unit": "ms",
         "baseline_name": "loop of predict_on_batch over the single models",
-        "baseline_value": round(t_loop_pred * 1e3, 3),
-        "ratio": round(t_loop_pred * 1e3, 3) / round(t_pred * 1e3, 3),
+        "baseline_value": t_loop_pred * 1e3,
+        "ratio": t_loop_pred / t_pred,
         "target": "< 50 ms", "passed": bool(t_pred < 0.05),
     })
     if not fast:
@@ -120,10 +120,10 @@ def run(fast: bool = False) -> list[dict]:
         t_big_loop = _median_call(lambda: [one.predict_on_batch(x1f) for _ in range(300)], 3)
         records.append({
             "name": "prediction latency, one cluster through 300 members (paper size, + percentiles)",
-            "value": round(t_big * 1e3, 3), "unit": "ms",
+            "value": t_big * 1e3, "unit": "ms",
             "baseline_name": "300 predict_on_batch calls of one single-member model",
-            "baseline_value": round(t_big_loop * 1e3, 3),
-            "ratio": round(t_big_loop * 1e3, 3) / round(t_big * 1e3, 3),
+            "baseline_value": t_big_loop * 1e3,
+            "ratio": t_big_loop / t_big,
             "target": "< 50 ms", "passed": bool(t_big < 0.05),
         })
     return records
