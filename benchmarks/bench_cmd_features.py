@@ -19,40 +19,16 @@ import time
 import numpy as np
 
 
-def brute_force(x, y, levels=3):
-    """Recursive pure-Python QuadTree (spec §3 rules), the slow reference."""
-    pts = [(a, b, i) for i, (a, b) in enumerate(zip(x.tolist(), y.tolist()))]
-    xs = [[] for _ in range(levels)]
-    ys = [[] for _ in range(levels)]
+def _reference_tree():
+    """The test-suite's independent recursive QuadTree (one copy, kept in the tests)."""
+    import importlib.util
+    from pathlib import Path
 
-    def median(v):
-        v = sorted(v)
-        k = len(v)
-        return v[k // 2] if k % 2 else (v[k // 2 - 1] + v[k // 2]) / 2
-
-    def halve(p, axis):
-        p = sorted(p, key=lambda t: (t[axis], t[2]))
-        h = (len(p) + 1) // 2
-        return p[:h], p[h:]
-
-    def visit(p, level, anchor):
-        if level == levels:
-            return
-        if not p:
-            xc, yl, yr, kids = anchor[0], anchor[1], anchor[1], [[]] * 4
-        else:
-            xc = median([t[0] for t in p])
-            left, right = halve(p, 0)
-            yl = median([t[1] for t in left])
-            yr = median([t[1] for t in right]) if right else median([t[1] for t in p])
-            kids = [*halve(left, 1), *halve(right, 1)]
-        xs[level].append(xc)
-        ys[level] += [yl, yr]
-        for k, kid in enumerate(kids):
-            visit(kid, level + 1, (xc, yl if k < 2 else yr))
-
-    visit(pts, 0, (0.0, 0.0))
-    return np.array([v for lev in xs for v in lev] + [v for lev in ys for v in lev])
+    path = Path(__file__).resolve().parents[1] / "tests" / "cmd_ann" / "test_features.py"
+    spec = importlib.util.spec_from_file_location("_qt_reference", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.brute_force
 
 
 def run(fast: bool = False) -> list[dict]:
@@ -101,6 +77,7 @@ def run(fast: bool = False) -> list[dict]:
     B = quadtree_batch(x1, y1, off1)
     t_batch = time.perf_counter() - t0
     t0 = time.perf_counter()
+    brute_force = _reference_tree()
     ref = [brute_force(x1[off1[i]:off1[i + 1]], y1[off1[i]:off1[i + 1]]) for i in range(n_brute)]
     t_brute = (time.perf_counter() - t0) * (n / n_brute)
     assert np.array_equal(np.array(ref), B[:n_brute])

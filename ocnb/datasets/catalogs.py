@@ -230,28 +230,20 @@ def _extract(cid: str, r: pd.Series) -> dict:
         distance_pc=nan,
     )
     g = lambda c: float(r[c]) if c in r.index and pd.notna(r[c]) else nan  # noqa: E731
+
+    def percentiles(**stems) -> dict:
+        # value = 50th percentile, error = half the 16-84 width
+        res = {}
+        for key, stem in stems.items():
+            res[key] = g(f"{stem}50")
+            res[f"{key}_err"] = float(_half_width(g(f"{stem}16"), g(f"{stem}84")))
+        return res
+
     if cid in ("HUNT2023", "HUNT2024"):
-        out.update(
-            log_age=g("logAge50"),
-            log_age_err=float(_half_width(g("logAge16"), g("logAge84"))),
-            a_v=g("AV50"),
-            a_v_err=float(_half_width(g("AV16"), g("AV84"))),
-            dist_mod=g("MOD50"),
-            dist_mod_err=float(_half_width(g("MOD16"), g("MOD84"))),
-            distance_pc=g("dist50"),
-        )
+        out.update(percentiles(log_age="logAge", a_v="AV", dist_mod="MOD"), distance_pc=g("dist50"))
     elif cid == "CAVALLO2024":
-        out.update(
-            log_age=g("logAge50"),
-            log_age_err=float(_half_width(g("logAge16"), g("logAge84"))),
-            feh=g("[Fe/H]50"),
-            feh_err=float(_half_width(g("[Fe/H]16"), g("[Fe/H]84"))),
-            a_v=g("AV50"),
-            a_v_err=float(_half_width(g("AV16"), g("AV84"))),
-            dist_mod=g("dMod50"),
-            dist_mod_err=float(_half_width(g("dMod16"), g("dMod84"))),
-            distance_pc=float(_pc_from_dm(g("dMod50"))),
-        )
+        out.update(percentiles(log_age="logAge", feh="[Fe/H]", a_v="AV", dist_mod="dMod"),
+                   distance_pc=float(_pc_from_dm(g("dMod50"))))
     elif cid == "CANTAT2020":
         out.update(log_age=g("AgeNN"), a_v=g("AVNN"), dist_mod=g("DMNN"), distance_pc=g("DistPc"))
     elif cid == "CANTAT_ANDERS2020":
