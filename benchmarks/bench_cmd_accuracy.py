@@ -28,7 +28,8 @@ def run(fast: bool = False) -> list[dict]:
 
     preset = "fast" if fast else "laptop"
     multi, gaia = train_default(preset, "multi"), train_default(preset, "gaia")
-    test = simulate_clusters(200 if fast else 1000, seed=2024, progress=False)
+    test = simulate_clusters(200 if fast else 1000, seed=2024, progress=False,
+                             mass_function=multi.mass_function)
     rmse = compare_models({"multi": multi, "gaia": gaia}, test).pivot(index="label", columns="model", values="rmse")
     cov = calibrated_coverage(multi, test)
     records = []

@@ -157,6 +157,11 @@ class CavalloModel:
         return self.ensemble.predict(X)
 
     @property
+    def mass_function(self) -> str:
+        """Mass function of the SIMULATED training clusters (``simulate_clusters(mass_function=...)``)."""
+        return self.meta.get("mass_function", PRESETS[self.preset].get("mass_function", "salpeter"))
+
+    @property
     def coverage(self) -> pd.DataFrame:
         """Coverage of the 16–84 interval and residuals on held-out SIMULATED clusters."""
         return pd.DataFrame(self.meta["coverage"])
@@ -215,7 +220,7 @@ def calibrate(model: CavalloModel, n: int | None = None, seed: int | None = None
     p = PRESETS[model.preset]
     n = n or p["n_test"]
     seed = (model.meta.get("seed", 0) + 30_011) if seed is None else seed
-    cal = simulate_clusters(n, seed=seed, progress=False)
+    cal = simulate_clusters(n, seed=seed, progress=False, mass_function=model.mass_function)
     pred = model.predict(model.features.transform(cal))
     p16, p50, p84 = pred.quantile(16), pred.quantile(50), pred.quantile(84)
     factors = {}
@@ -253,9 +258,9 @@ def calibrated_coverage(model: CavalloModel, test_set: SyntheticClusters) -> pd.
 
 
 @functools.lru_cache(maxsize=1)
-def _default_training_set(n: int, seed: int) -> SyntheticClusters:
+def _default_training_set(n: int, seed: int, mass_function: str) -> SyntheticClusters:
     # Kept for the process: the multi-band and Gaia-only models train on the same simulation.
-    return simulate_clusters(n, seed=seed)
+    return simulate_clusters(n, seed=seed, mass_function=mass_function)
 
 
 def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0, refit: bool = False,
@@ -306,7 +311,8 @@ def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0
             shutil.rmtree(folder, ignore_errors=True)
 
     t0 = time.perf_counter()
-    train = train_set if train_set is not None else _default_training_set(p["n_clusters"], seed)
+    mf = p.get("mass_function", "salpeter")
+    train = train_set if train_set is not None else _default_training_set(p["n_clusters"], seed, mf)
     t_sim = time.perf_counter() - t0
     feats = QuadTreeFeatures(bands=bands, parallax=p.get("parallax", "raw")).fit(train)
     X = feats.transform(train)
@@ -316,17 +322,18 @@ def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0
     t_fit = time.perf_counter() - t1
 
     # Held-out SIMULATED clusters: calibration (clean) and the μ_dist reference (imperfect).
-    test = simulate_clusters(p["n_test"], seed=seed + 10_007, progress=False)
+    test = simulate_clusters(p["n_test"], seed=seed + 10_007, progress=False, mass_function=mf)
     pred = ens.predict(feats.transform(test))
     cov = coverage(pred, test.labels[list(LABELS)])
     n_ref = min(p["n_test"], 300)
     ref_set = simulate_clusters(n_ref, seed=seed + 20_011, binaries=True, binary_fraction=0.3,
-                                field_fraction=0.05, progress=False)
+                                field_fraction=0.05, progress=False, mass_function=mf)
     ref_pred = ens.predict(feats.transform(ref_set))
     mu_ref = _reference_mu(feats, ref_pred, ref_set)
 
     meta = {
         "n_train": len(train), "n_test": len(test), "n_reference": n_ref, "seed": seed,
+        "mass_function": train.meta.get("mass_function", mf),
         "simulate_s": t_sim, "fit_s": t_fit, "total_s": time.perf_counter() - t0,
         "coverage": cov.reset_index().to_dict(orient="list"),
         "mu_reference": mu_ref,

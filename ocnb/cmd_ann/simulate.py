@@ -23,8 +23,19 @@ Recipe (spec ``cmd_quadtree_ann.md`` §2, with ocnb's own building blocks)
    how many clusters were affected. Pass ``priors={..., "feh": (-0.8, 0.3)}``
    to avoid it.
 3. **Masses**: Salpeter IMF, dN/dm ∝ m^−2.35, between the isochrone's
-   smallest and largest initial mass; every quantity is interpolated linearly
-   in initial mass between isochrone points. For speed the IMF is sampled
+   smallest and largest initial mass (the paper; ``mass_function="salpeter"``);
+   every quantity is interpolated linearly in initial mass between isochrone
+   points. ``mass_function="kroupa"`` bends the slope to 1.3 below 0.5 M☉, and
+   ``"varied"`` draws a present-day mass function per cluster: slope α_low ~
+   U(−0.5, 2.35) below a break mass m_b ~ U(0.3, 1.0) M☉, Salpeter above
+   (labels ``mf_alpha_low``, ``mf_m_break``). Why: real member lists hold far
+   fewer faint stars than Salpeter predicts (IMF turnover, evaporation of
+   low-mass stars, faint-end incompleteness): the median G of the Pleiades
+   members is 15.8, a Salpeter Pleiades gives 16.8, a Kroupa one 16.0. A
+   network trained on Salpeter clusters reads that deficit as age and
+   metallicity (a Salpeter-trained ensemble puts a Kroupa Pleiades 0.45 dex
+   too old); training on ``"varied"`` clusters takes the luminosity function
+   away as an age clue. For speed the IMF is sampled
    only on the isochrone segments that can reach the magnitude cut (noiseless
    G ≤ 18 + margin, the margin covering noise, binaries, differential
    extinction and field-star distances); masses outside cannot pass the cut,
@@ -85,6 +96,7 @@ import pandas as pd
 
 __all__ = [
     "LABELS",
+    "MASS_FUNCTIONS",
     "TABLE1_PRIORS",
     "IsochroneLattice",
     "SyntheticClusters",
@@ -115,6 +127,13 @@ _ERR_COL = {"G": "phot_g_mean_mag_error", "BP": "phot_bp_mean_mag_error",
 
 #: Salpeter (1955) slope: dN/dm ∝ m^-alpha.
 SALPETER_ALPHA = 2.35
+#: Mass functions: uniform ranges (low, high) of the break mass m_b [M☉] and the slope below it
+#: (Salpeter's above); ``None`` is the paper's single Salpeter slope. See the module docstring, step 3.
+MASS_FUNCTIONS: dict = {
+    "salpeter": None,
+    "kroupa": {"m_break": (0.5, 0.5), "alpha_low": (1.3, 1.3)},
+    "varied": {"m_break": (0.3, 1.0), "alpha_low": (-0.5, SALPETER_ALPHA)},
+}
 #: Magnitude cut (Gaia G, observed), as in the paper.
 G_MAX = 18.0
 #: 2MASS usability: S/N > 7 (quality A/B) and σ ≤ 0.3 mag (Cavallo+2024 Sect. 2.1).
@@ -334,6 +353,48 @@ def _salpeter_inverse(a, b, u, alpha: float = SALPETER_ALPHA):
     return np.power(ap + u * (bp - ap), 1.0 / p)
 
 
+def _power_law_integral(x, y, alpha):
+    """∫_x^y m^-alpha dm for array-valued alpha (alpha = 1 included); 0 where y ≤ x."""
+    p = 1.0 - np.asarray(alpha, dtype=float)
+    unit = np.abs(p) < 1e-6
+    ps = np.where(unit, 1.0, p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(unit, np.log(y / x), (np.power(y, ps) - np.power(x, ps)) / ps)
+    return np.where(y > x, v, 0.0)
+
+
+def _power_law_inverse(x, y, f, alpha):
+    """Mass at CDF fraction f of m^-alpha between x and y (array-valued alpha)."""
+    p = 1.0 - np.asarray(alpha, dtype=float)
+    unit = np.abs(p) < 1e-6
+    ps = np.where(unit, 1.0, p)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        xp = np.power(x, ps)
+        v = np.where(unit, x * np.power(y / x, f), np.power(xp + f * (np.power(y, ps) - xp), 1.0 / ps))
+    return np.where(y > x, v, x)
+
+
+def _mass_function_integral(a, b, m_break, alpha_low):
+    """Number of stars between masses a and b for the broken power law (continuous at m_break)."""
+    low = _power_law_integral(np.minimum(a, m_break), np.minimum(b, m_break), alpha_low)
+    high = _power_law_integral(np.maximum(a, m_break), np.maximum(b, m_break), SALPETER_ALPHA)
+    return low * np.power(m_break, alpha_low - SALPETER_ALPHA) + high
+
+
+def _mass_function_inverse(a, b, u, m_break, alpha_low):
+    """Mass with broken-power-law CDF fraction u between a and b (exact across the break)."""
+    low = _power_law_integral(np.minimum(a, m_break), np.minimum(b, m_break), alpha_low)
+    low = low * np.power(m_break, alpha_low - SALPETER_ALPHA)
+    high = _power_law_integral(np.maximum(a, m_break), np.maximum(b, m_break), SALPETER_ALPHA)
+    x = u * (low + high)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m_low = _power_law_inverse(np.minimum(a, m_break), np.minimum(b, m_break),
+                                   np.where(low > 0, x / low, 0.0), alpha_low)
+        m_high = _power_law_inverse(np.maximum(a, m_break), np.maximum(b, m_break),
+                                    np.where(high > 0, (x - low) / high, 0.0), SALPETER_ALPHA)
+    return np.where(x < low, m_low, m_high)
+
+
 # ---------------------------------------------------------------------------
 # The container
 # ---------------------------------------------------------------------------
@@ -517,6 +578,12 @@ class _Populations:
     need: np.ndarray  # stars that must survive the cut
     cluster: np.ndarray  # owning cluster (0..n-1)
     is_field: np.ndarray  # bool
+    mf_break: np.ndarray  # mass-function break [M☉]
+    mf_alpha: np.ndarray  # slope below the break (SALPETER_ALPHA: pure Salpeter)
+
+    @property
+    def salpeter(self) -> bool:
+        return bool(np.all(self.mf_alpha == SALPETER_ALPHA))
 
     def take(self, idx) -> "_Populations":
         return _Populations(*(getattr(self, f.name)[idx] for f in dataclasses.fields(self)))
@@ -559,7 +626,11 @@ def _bright_segments(lat: IsochroneLattice, imf_w: np.ndarray, pops: _Population
     g_app = lat.columns["G"][node] + pops.dist_mod[:, None] + a_v * _ext_ratio("G", teff, a_v, opts.law)
     lo = np.minimum(g_app[:, :-1], g_app[:, 1:])
     hi = np.maximum(g_app[:, :-1], g_app[:, 1:])
-    w = imf_w[node]
+    if pops.salpeter:
+        w = imf_w[node]
+    else:
+        w = _mass_function_integral(lat.mini[node, :-1], lat.mini[node, 1:], pops.mf_break[:, None],
+                                    pops.mf_alpha[:, None])
     margin = opts.margin(pops.is_field, pops.a_v)[:, None]
     weights = np.where(lo <= opts.g_max + margin, w, 0.0)
     passing = np.where(hi <= opts.g_max, w, np.where(lo <= opts.g_max, 0.5 * w, 0.0))
@@ -640,7 +711,10 @@ def _generate_chunk(lat, imf_w, pops: _Populations, opts: _Options, rng, max_rou
         flat = node * lat.width + seg
         a = lat.mini.reshape(-1)[flat]
         b = lat.mini.reshape(-1)[flat + 1]
-        m = _salpeter_inverse(a, b, rng.random(pop.size))
+        if pops.salpeter:
+            m = _salpeter_inverse(a, b, rng.random(pop.size))
+        else:
+            m = _mass_function_inverse(a, b, rng.random(pop.size), pops.mf_break[pop], pops.mf_alpha[pop])
         t = np.clip(np.where(b > a, (m - a) / np.where(b > a, b - a, 1.0), 0.0), 0.0, 1.0)
         teff = np.power(10.0, _interp(lat, "log_teff", flat, t))
         # per-star distance and extinction
@@ -725,6 +799,40 @@ def _check_priors(priors: Mapping[str, tuple]) -> dict:
     return out
 
 
+def _check_mass_function(mass_function):
+    """Ranges of a mass-function name or dict (None for Salpeter), with clear errors."""
+    if isinstance(mass_function, str):
+        if mass_function not in MASS_FUNCTIONS:
+            raise ValueError(f"unknown mass_function {mass_function!r}; choose one of {sorted(MASS_FUNCTIONS)} "
+                             "or pass {'m_break': (lo, hi), 'alpha_low': (lo, hi)}")
+        ranges = MASS_FUNCTIONS[mass_function]
+    else:
+        ranges = dict(mass_function)
+    if ranges is None:
+        return None
+    if set(ranges) != {"m_break", "alpha_low"}:
+        raise ValueError(f"mass_function dict needs exactly the keys 'm_break' and 'alpha_low', not {sorted(ranges)}")
+    out = {k: tuple(float(v) for v in ranges[k]) for k in ("m_break", "alpha_low")}
+    _check_mass_function_values({"mf_m_break": np.array(out["m_break"]), "mf_alpha_low": np.array(out["alpha_low"])})
+    if out["m_break"][1] < out["m_break"][0] or out["alpha_low"][1] < out["alpha_low"][0]:
+        raise ValueError(f"mass_function ranges must be (low, high) with low ≤ high: {out}")
+    return out
+
+
+def _check_mass_function_values(lab):
+    if not (np.all(np.isfinite(lab["mf_m_break"])) and np.all(lab["mf_m_break"] > 0)):
+        raise ValueError("mass-function break mass m_break must be finite and > 0 M☉")
+    if not np.all(np.isfinite(lab["mf_alpha_low"])):
+        raise ValueError("mass-function slope alpha_low must be finite")
+
+
+def _draw_mass_function(rng, n, ranges):
+    """Per-cluster break mass [M☉] and low-mass slope; Salpeter everywhere when ranges is None."""
+    if ranges is None:
+        return {"mf_m_break": np.ones(n), "mf_alpha_low": np.full(n, SALPETER_ALPHA)}
+    return {"mf_m_break": rng.uniform(*ranges["m_break"], n), "mf_alpha_low": rng.uniform(*ranges["alpha_low"], n)}
+
+
 def _draw(rng, n, priors):
     lab = {k: rng.uniform(*priors[k], n) for k in ("log_age", "feh", "a_v", "dist_mod")}
     lab["n_stars"] = np.maximum(np.rint(np.power(10.0, rng.uniform(*priors["log_n"], n))), 1).astype(np.int64)
@@ -736,7 +844,7 @@ def simulate_clusters(n: int, seed: int = 0, priors: Mapping[str, tuple] = TABLE
                       differential_extinction: float = 0.0, field_fraction: float = 0.0,
                       progress: bool = True, *, params=None, lattice_step: float = 0.05,
                       error_model=None, parallax_noise: bool = True, g_max: float = G_MAX,
-                      law: str = "G23") -> SyntheticClusters:
+                      law: str = "G23", mass_function="salpeter") -> SyntheticClusters:
     """Simulate ``n`` SIMULATED open clusters (Cavallo+2024 Sect. 2.2); see the module docstring.
 
     Parameters
@@ -771,6 +879,11 @@ def simulate_clusters(n: int, seed: int = 0, priors: Mapping[str, tuple] = TABLE
         Magnitude cut on observed G (18).
     law : {"G23", "F99"}
         dustapprox extinction law.
+    mass_function : {"salpeter", "kroupa", "varied"} or dict
+        Stellar mass function (module docstring, step 3): the paper's Salpeter slope, a
+        Kroupa-like break at 0.5 M☉, or a per-cluster break mass and low-mass slope drawn from
+        ``MASS_FUNCTIONS["varied"]``; a dict ``{"m_break": (lo, hi), "alpha_low": (lo, hi)}``
+        sets other ranges. ``params`` may carry ``mf_m_break``/``mf_alpha_low`` columns.
 
     Returns
     -------
@@ -794,15 +907,24 @@ def simulate_clusters(n: int, seed: int = 0, priors: Mapping[str, tuple] = TABLE
                     parallax_noise=bool(parallax_noise), law=law, error_model=em)
     ss = np.random.SeedSequence(seed)
     rng_params, rng_field = (np.random.default_rng(s) for s in ss.spawn(2))
+    mf_ranges = _check_mass_function(mass_function)
+    # Own stream, so that Salpeter clusters stay identical to those made before the option existed.
+    rng_mf = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(10_001,)))
 
     if params is not None:
-        lab = {k: np.asarray(pd.DataFrame(params)[k], dtype=float) for k in (*LABELS, "n_stars")}
+        frame = pd.DataFrame(params)
+        lab = {k: np.asarray(frame[k], dtype=float) for k in (*LABELS, "n_stars")}
         lab["n_stars"] = lab["n_stars"].astype(np.int64)
         if (lab["n_stars"] < 1).any():
             raise ValueError("params n_stars must be ≥ 1")
         n = lab["log_age"].size
         age_rng = (lab["log_age"].min(), lab["log_age"].max())
         mh_rng = (lab["feh"].min(), lab["feh"].max())
+        lab.update(_draw_mass_function(rng_mf, n, mf_ranges))
+        for key in ("mf_m_break", "mf_alpha_low"):
+            if key in frame:
+                lab[key] = np.asarray(frame[key], dtype=float)
+        _check_mass_function_values(lab)
     else:
         n = int(n)
         if n < 0:
@@ -819,7 +941,11 @@ def simulate_clusters(n: int, seed: int = 0, priors: Mapping[str, tuple] = TABLE
         return _Populations(node=lat.node_index(lab["log_age"][idx], lab["feh"][idx]),
                             a_v=lab["a_v"][idx], dist_mod=lab["dist_mod"][idx],
                             need=lab["n_stars"][idx], cluster=np.asarray(idx),
-                            is_field=np.zeros(np.size(idx), bool))
+                            is_field=np.zeros(np.size(idx), bool),
+                            mf_break=lab["mf_m_break"][idx], mf_alpha=lab["mf_alpha_low"][idx])
+
+    def field_salpeter(k):  # field populations keep the paper's Salpeter IMF
+        return dict(mf_break=np.ones(k), mf_alpha=np.full(k, SALPETER_ALPHA))
 
     # 1. parameters, redrawing vectors that cannot reach the cut
     n_draws = n_rejected = 0
@@ -833,6 +959,7 @@ def simulate_clusters(n: int, seed: int = 0, priors: Mapping[str, tuple] = TABLE
         n_draws = n
     else:
         lab = _draw(rng_params, n, priors)
+        lab.update(_draw_mass_function(rng_mf, n, mf_ranges))
         todo = np.arange(n)
         n_draws = n
         for _ in range(1000):
@@ -843,7 +970,7 @@ def simulate_clusters(n: int, seed: int = 0, priors: Mapping[str, tuple] = TABLE
             n_rejected += bad.size
             if bad.size:
                 new = _draw(rng_params, bad.size, priors)
-                for k in lab:
+                for k in new:
                     lab[k][bad] = new[k]
                 n_draws += bad.size
             todo = bad
@@ -865,7 +992,7 @@ def simulate_clusters(n: int, seed: int = 0, priors: Mapping[str, tuple] = TABLE
                 break
             pf = _Populations(node=lat.node_index(f_age[todo], f_mh[todo]), a_v=lab["a_v"][todo],
                               dist_mod=lab["dist_mod"][todo], need=n_field[todo], cluster=todo,
-                              is_field=np.ones(todo.size, bool))
+                              is_field=np.ones(todo.size, bool), **field_salpeter(todo.size))
             ok = _viability(lat, imf_w, pf, opts)
             todo = todo[~ok]
             f_age[todo] = rng_field.uniform(*FIELD_LOG_AGE, todo.size)
@@ -875,7 +1002,7 @@ def simulate_clusters(n: int, seed: int = 0, priors: Mapping[str, tuple] = TABLE
         has = np.flatnonzero(n_field > 0)
         pops_field = _Populations(node=lat.node_index(f_age[has], f_mh[has]), a_v=lab["a_v"][has],
                                   dist_mod=lab["dist_mod"][has], need=n_field[has], cluster=has,
-                                  is_field=np.ones(has.size, bool))
+                                  is_field=np.ones(has.size, bool), **field_salpeter(has.size))
     n_members = lab["n_stars"] - n_field
     pops_mem = member_pops(dict(lab, n_stars=n_members), np.arange(n))
     if pops_field is not None:
@@ -942,6 +1069,7 @@ def simulate_clusters(n: int, seed: int = 0, priors: Mapping[str, tuple] = TABLE
         "parallax_true": np.power(10.0, 2.0 - lab["dist_mod"] / 5.0),
         "log_age_iso": iso_age, "mh_iso": iso_mh,
         "n_members": n_members.astype(np.int64), "n_field": n_field.astype(np.int64),
+        "mf_m_break": lab["mf_m_break"], "mf_alpha_low": lab["mf_alpha_low"],
     })
     meta = {
         "simulated": True,
@@ -962,7 +1090,10 @@ def simulate_clusters(n: int, seed: int = 0, priors: Mapping[str, tuple] = TABLE
                     "mh": [float(lat.mhs[0]), float(lat.mhs[-1]), int(lat.mhs.size)],
                     "spacing": list(lat.spacing), "step": float(lattice_step), "lookup": "nearest node",
                     "max_label": int(lat.max_label), "source": lat.source},
-        "imf": f"Salpeter, alpha={SALPETER_ALPHA}",
+        "imf": (f"Salpeter, alpha={SALPETER_ALPHA}" if mf_ranges is None else
+                f"broken power law: alpha_low ~ U{tuple(mf_ranges['alpha_low'])} below m_break ~ "
+                f"U{tuple(mf_ranges['m_break'])} Msun, Salpeter alpha={SALPETER_ALPHA} above"),
+        "mass_function": mass_function if isinstance(mass_function, str) else dict(mf_ranges),
         "extinction": f"dustapprox {law}, R_V=3.1, per-star Teff and A_V",
         "error_model": repr(em),
         "twomass_usable": f"S/N = 1.0857/sigma > {TWOMASS_MIN_SNR} and sigma <= {TWOMASS_MAX_SIGMA} mag",

