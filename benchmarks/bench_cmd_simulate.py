@@ -74,9 +74,15 @@ def run(fast: bool = False) -> list[dict]:
     t_loop = (time.perf_counter() - t0) * (n / n_base)
     assert made == int(sc.labels["n_stars"][:n_base].sum())
 
+    # The laptop preset's training distribution: a per-cluster mass function (exact broken power law).
+    t0 = time.perf_counter()
+    sv = simulate_clusters(n, seed=0, progress=False, mass_function="varied")
+    t_varied = time.perf_counter() - t0
+
     value = t_vec
     base = t_loop
     t50k = t_vec * 50_000 / n
+    t50k_varied = t_varied * 50_000 / n
     return [{
         "name": (f"simulate_clusters: {n:,} SIMULATED clusters, Table-1 priors, {sc.n_stars_total:,} stars "
                  f"({n / t_vec:,.0f} clusters/s; rejection rate {sc.meta['rejection_rate']:.3g})"),
@@ -86,6 +92,14 @@ def run(fast: bool = False) -> list[dict]:
         "baseline_value": base, "ratio": base / value,
         "target": "50,000 clusters < 120 s on 2 cores" + ("" if n == 50_000 else f" (scaled: {t50k:.0f} s)"),
         "passed": bool(t50k < 120.0),
+    }, {
+        "name": (f"simulate_clusters(mass_function='varied'): {n:,} SIMULATED clusters, {sv.n_stars_total:,} stars "
+                 f"({n / t_varied:,.0f} clusters/s)"),
+        "value": t_varied, "unit": "s",
+        "baseline_name": "Salpeter simulation above (same seed and priors)", "baseline_value": t_vec,
+        "ratio": t_vec / t_varied,
+        "target": "50,000 clusters < 120 s on 2 cores" + ("" if n == 50_000 else f" (scaled: {t50k_varied:.0f} s)"),
+        "passed": bool(t50k_varied < 120.0),
     }]
 
 

@@ -54,6 +54,17 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
+def _peer_section(old: Path) -> str | None:
+    """The ocnb-vs-ASteCA section (benchmarks/peers/asteca_vs_ocnb.py): re-rendered from its results
+    file, or kept as it is in the old RESULTS.md when there is no results file."""
+    from ocnb.cmd_ann import peers
+
+    try:
+        return peers.results_markdown(peers.load_peer_results())
+    except (FileNotFoundError, ValueError):
+        return peers.existing_section(old)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("only", nargs="*", help="benchmark names (file stems without bench_)")
@@ -95,7 +106,8 @@ def main(argv=None) -> int:
             f"{'yes' if r.get('passed') else '**no**'} |"
         )
     lines += ["", "Wall time per benchmark file: " + ", ".join(f"{n} {t:.1f} s" for n, t in sections), ""]
-    Path(args.output).write_text("\n".join(lines))
+    peer = _peer_section(Path(args.output))  # read before the file is rewritten
+    Path(args.output).write_text("\n".join(lines) + (f"\n{peer}\n" if peer else ""))
     print(f"wrote {args.output}")
     return 0 if all(r.get("passed") for r in rows) else 1
 

@@ -70,6 +70,7 @@ __all__ = [
     "ks_minus_w",
     "naive_row_blend",
     "polyline_distance",
+    "segment_distance",
     "read_raw_grid",
 ]
 
@@ -590,20 +591,30 @@ def polyline_distance(points: np.ndarray, vertices: np.ndarray, chunk: int = 204
 
     NaN vertices are dropped. Used for isochrone-to-star residuals in a CMD.
     """
-    pts = np.asarray(points, dtype=float)
     v = np.asarray(vertices, dtype=float)
     v = v[np.all(np.isfinite(v), axis=1)]
     if len(v) == 1:
-        return np.hypot(*(pts - v[0]).T)
-    a, b = v[:-1], v[1:]
-    ab = b - a
-    ab2 = np.maximum((ab**2).sum(axis=1), 1e-300)
+        return np.hypot(*(np.asarray(points, dtype=float) - v[0]).T)
+    return segment_distance(points, v[:-1], v[1:], chunk=chunk)
+
+
+def segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Distance of each point (N×2) to the nearest of the segments a[j]–b[j] (M×2 each)."""
+    pts = np.asarray(points, dtype=float)
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    # x and y kept apart: reductions over a length-2 axis are several times slower in NumPy.
+    ax, ay = a[:, 0], a[:, 1]
+    abx, aby = b[:, 0] - ax, b[:, 1] - ay
+    ab2 = np.maximum(abx * abx + aby * aby, 1e-300)
     out = np.empty(len(pts))
     for k in range(0, len(pts), chunk):
-        p = pts[k:k + chunk, None, :]
-        t = np.clip(((p - a) * ab).sum(axis=2) / ab2, 0.0, 1.0)
-        d = p - (a + t[..., None] * ab)
-        out[k:k + chunk] = np.sqrt((d**2).sum(axis=2)).min(axis=1)
+        dx = pts[k:k + chunk, 0, None] - ax
+        dy = pts[k:k + chunk, 1, None] - ay
+        t = np.clip((dx * abx + dy * aby) / ab2, 0.0, 1.0)
+        dx -= t * abx
+        dy -= t * aby
+        out[k:k + chunk] = np.sqrt((dx * dx + dy * dy).min(axis=1))
     return out
 
 

@@ -28,7 +28,7 @@ alpha Per, Blanco 1, Pleiades; Gaia-only Almeida et al. 2023 members of 20 clust
 
 **Runtime.** FAST mode (`OCNB_FAST=1`, the tests): about 1.5 minutes on 2 CPU cores (measured 96 s), with a
 tiny ensemble whose numbers only show that the pipeline runs. Full mode: the `laptop` preset (12 members of the
-paper's network, 20,000 simulated clusters) trains once in about 9 min (multi-band) + 6 min (Gaia-only) on a
+paper's network, 20,000 simulated clusters) trains once in about 6 min (multi-band) + 5 min (Gaia-only) on a
 2-core CPU and is cached in the data home; after that the whole notebook runs in about 1.5 minutes (measured
 84 s, including the full 4 × 5000-draw PyMC fit). The `paper` preset (300 members × 50,000 clusters) needs a GPU.
 """),

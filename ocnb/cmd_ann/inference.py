@@ -87,7 +87,7 @@ def mu_dist(members, params: dict, scales: dict, grid=None) -> float:
     float
         μ_dist in standardised CMD units (NaN if no star enters CMD1).
     """
-    from ..isochrones import default_grid, polyline_distance
+    from ..isochrones import default_grid, segment_distance
 
     grid = grid if grid is not None else default_grid()
     x, y = cmd_arrays(members)["cmd1"]
@@ -96,13 +96,16 @@ def mu_dist(members, params: dict, scales: dict, grid=None) -> float:
     sx, sy = scales["cmd1"]
     pts = np.column_stack([x / sx, y / sy])
     colour, mag, label = _isochrone_cmd1(grid, params["log_age"], params["feh"], params["a_v"], params["dist_mod"])
-    best = np.full(len(pts), np.inf)
-    # Distance to each evolutionary phase separately: no spurious segments across phase jumps.
-    for lab in np.unique(label):
-        sel = label == lab
-        verts = np.column_stack([colour[sel] / sx, mag[sel] / sy])
-        best = np.minimum(best, polyline_distance(pts, verts))
-    return float(np.mean(best))
+    verts = np.column_stack([colour / sx, mag / sy])
+    # Segments within each evolutionary phase only: no spurious segments across phase jumps.
+    # A single-point phase is a zero-length segment.
+    ok = np.all(np.isfinite(verts), axis=1)
+    keep = (label[:-1] == label[1:]) & ok[:-1] & ok[1:]
+    a, b = verts[:-1][keep], verts[1:][keep]
+    lone = [verts[(label == lab) & ok] for lab in np.unique(label) if ((label == lab) & ok).sum() == 1]
+    if lone:
+        a, b = np.concatenate([a, *lone]), np.concatenate([b, *lone])
+    return float(np.mean(segment_distance(pts, a, b)))
 
 
 def quality_class(mu, reference) -> np.ndarray:
