@@ -172,6 +172,24 @@ for ax, k in zip(axes, LABELS):
     lims = [np.nanmin(lit[[f"{k}_lit", f"{k}_ours"]].to_numpy()), np.nanmax(lit[[f"{k}_lit", f"{k}_ours"]].to_numpy())]
     ax.plot(lims, lims, c="k", lw=0.8); ax.set(xlabel=f"{k} (literature)", ylabel=f"{k} (ocnb)")
 axes[0].legend(fontsize=7);"""),
+    md("""### Beside a classical peer: ASteCA
+
+ASteCA fits a synthetic-CMD likelihood with pyABC, one cluster at a time. `benchmarks/peers/asteca_vs_ocnb.py` runs
+it (in its own Python ≥ 3.12 environment, with its tutorial settings and three seeds) and ocnb's `laptop` estimator
+on the same member tables with the same PARSEC grid, and writes `benchmarks/peers/asteca_vs_ocnb.json`. The figure
+and numbers below are read from that file, not typed in; re-run the script to refresh them (about 30 min)."""),
+    code("""from ocnb.cmd_ann import peers
+
+try:
+    peer_results = peers.load_peer_results()
+except FileNotFoundError as err:   # a checkout without the benchmark output
+    print(err)
+else:
+    print(f"run of {peer_results.get('date', '?')}: {len(peer_results['clusters'])} clusters")
+    peers.plot_peer_comparison(peer_results)
+    for subset, only in [("all compared clusters", False), ("clusters inside ASteCA's priors", True)]:
+        print(subset)
+        display(pd.DataFrame(peers.summarize(peer_results, in_prior_only=only)["per_param"]).T.round(3))"""),
     md("""## 6. Fit quality: μ_dist and the gold / silver / bronze / wood classes (Sect. 3.4)
 
 μ_dist is the mean distance (in standardised CMD units) of a cluster's members from the isochrone at the ensemble's

@@ -35,13 +35,7 @@ T_IMPORT = time.perf_counter()
 NAMES = {"loga": "log_age", "met": "feh", "Av": "a_v", "dm": "dist_mod"}
 
 
-def weighted_percentiles(x, w, qs=(16, 50, 84)):
-    """Percentiles of a weighted sample (midpoint rule on the sorted cumulative weights)."""
-    x, w = np.asarray(x, float), np.asarray(w, float)
-    o = np.argsort(x)
-    x, w = x[o], w[o]
-    c = (np.cumsum(w) - 0.5 * w) / w.sum()
-    return [float(np.interp(q / 100.0, c, x)) for q in qs]
+from _weighted import weighted_percentiles  # noqa: E402  (this folder is sys.path[0] when run as a script)
 
 
 def main(argv=None) -> int:

@@ -186,6 +186,16 @@ def peer_venv_dir() -> Path:
     return data_home() / "peers" / "asteca-venv"
 
 
+def _run_or_skip(cmd, timeout, env, what):
+    """Run a set-up command; any failure becomes PeerUnavailable('SKIPPED: <what>: <why>')."""
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except (OSError, subprocess.SubprocessError) as err:
+        raise PeerUnavailable(f"SKIPPED: {what}: {err}") from None
+    if r.returncode != 0:
+        raise PeerUnavailable(f"SKIPPED: {what}: {_tail(r.stderr or r.stdout)}")
+
+
 def ensure_peer_env(python: str, venv_dir: Path, requirements=ASTECA_REQUIREMENTS) -> tuple[Path, dict]:
     """The peer venv's interpreter and versions; created / refreshed with pip when needed.
 
@@ -213,29 +223,11 @@ def ensure_peer_env(python: str, venv_dir: Path, requirements=ASTECA_REQUIREMENT
     log(
         f"creating the ASteCA environment {venv_dir} with {python} (pip install {' '.join(requirements)}) ..."
     )
-    try:
-        r = subprocess.run([python, "-m", "venv", str(venv_dir)], capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.SubprocessError) as err:
-        raise PeerUnavailable(
-            f"SKIPPED: could not create the ASteCA venv at {venv_dir} with {python}: {err}"
-        ) from None
-    if r.returncode != 0:
-        raise PeerUnavailable(
-            f"SKIPPED: could not create the ASteCA venv at {venv_dir} with {python}: "
-            f"{_tail(r.stderr or r.stdout)}"
-        )
+    _run_or_skip([python, "-m", "venv", str(venv_dir)], 600, None,
+                 f"could not create the ASteCA venv at {venv_dir} with {python}")
     cmd = [str(vpy), "-m", "pip", "install", "--disable-pip-version-check", "--quiet", *requirements]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=_clean_env())
-    except (OSError, subprocess.SubprocessError) as err:
-        raise PeerUnavailable(
-            f"SKIPPED: pip could not install {' '.join(requirements)} into {venv_dir}: {err}"
-        ) from None
-    if r.returncode != 0:
-        raise PeerUnavailable(
-            f"SKIPPED: pip could not install {' '.join(requirements)} into {venv_dir} "
-            f"(no network or no wheel for this Python?): {_tail(r.stderr or r.stdout)}"
-        )
+    _run_or_skip(cmd, 3600, _clean_env(), f"pip could not install {' '.join(requirements)} into {venv_dir} "
+                 "(no network or no wheel for this Python?)")
     versions = probe_peer(vpy)
     if not versions:
         raise PeerUnavailable(f"SKIPPED: ASteCA/pyABC were installed into {venv_dir} but do not import")
@@ -551,13 +543,9 @@ def run_ocnb(jobs: list[Job], preset: str, repeats: int, whole_process: bool = T
 # ASteCA side
 # ---------------------------------------------------------------------------
 def _weighted_percentiles(x, w, qs=(16, 50, 84)):
-    import numpy as np
+    from benchmarks.peers._weighted import weighted_percentiles
 
-    x, w = np.asarray(x, float), np.asarray(w, float)
-    o = np.argsort(x)
-    x, w = x[o], w[o]
-    c = (np.cumsum(w) - 0.5 * w) / w.sum()
-    return [float(np.interp(q / 100.0, c, x)) for q in qs]
+    return weighted_percentiles(x, w, qs)
 
 
 def pool_runs(runs: list[dict]) -> dict:
@@ -677,14 +665,9 @@ def run_asteca(
 # the run
 # ---------------------------------------------------------------------------
 def machine() -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from benchmarks.run import cpu_model
+
+    cpu = cpu_model()
     cores = os.cpu_count()
     return {
         "cores": cores,
