@@ -940,17 +940,15 @@ class GradientPanel:
         self.result: GradientFit | None = None
         self.result_state: dict | None = None
         self.history: list[dict] = []
-        style = {"description_width": "110px"}
-        lay = w.Layout(width="380px")
+        # Shared by the three sliders: label width, slider width, fit only on release.
+        common = dict(style={"description_width": "110px"}, layout=w.Layout(width="380px"), continuous_update=False)
         self.min_age = w.FloatSlider(
             value=8.699,
             min=6.5,
             max=10.2,
             step=0.01,
             description="min log age",
-            style=style,
-            layout=lay,
-            continuous_update=False,
+            **common,
             readout_format=".3f",
         )
         self.quality = {
@@ -964,9 +962,7 @@ class GradientPanel:
             max=max(r_hi, 12.0),
             step=0.1,
             description="R_GC [kpc]",
-            style=style,
-            layout=lay,
-            continuous_update=False,
+            **common,
             readout_format=".1f",
         )
         self.cmd_min = w.FloatSlider(
@@ -975,9 +971,7 @@ class GradientPanel:
             max=1.0,
             step=0.01,
             description="min CMD class",
-            style=style,
-            layout=lay,
-            continuous_update=False,
+            **common,
             readout_format=".2f",
         )
         self.fit_button = w.Button(description="Fit", button_style="primary", tooltip="sample the posterior")

@@ -50,6 +50,9 @@ from .spectra import (
 
 _ONLINE = {"gaia_cone_search", "hunt2023_members"}
 
+from . import members as _members
+from . import spectra as _spectra
+
 __all__ = [
     # registry
     "list_datasets",
@@ -68,34 +71,9 @@ __all__ = [
     "load_catalog",
     "load_clusters",
     "literature_parameters",
-    # members and fields
-    "MEMBER_COLUMNS",
-    "CORR_COLUMNS",
-    "MEMBER_SOURCES",
-    "CONE_SELECTIONS",
-    "load_members",
-    "list_member_clusters",
-    "load_field",
-    "list_fields",
-    "load_error_spline",
-    "mag_error_from_flux_over_error",
-    # spectra
-    "Spectra",
-    "XPCoefficients",
-    "load_rvs_spectra",
-    "load_xp_coefficients",
-    "load_xp_sample",
-    "xp_config_file",
-    "list_xp_files",
-    "load_apogee_spectra",
-    "apogee_wavelength",
-    "load_apogee_masks",
-    "load_apogee_element_windows",
-    "load_cannon_model",
-    "load_cannon_training_labels",
-    "load_apogee_labels",
-    "load_occam",
-    "load_linelist",
+    # members and fields, spectra: as those modules list them
+    *_members.__all__,
+    *_spectra.__all__,
     # online (lazy)
     "gaia_cone_search",
     "hunt2023_members",
