@@ -7,17 +7,6 @@ import pandas as pd
 import pytest
 
 from ocnb.cmd_ann import galactic as gal
-from ocnb.datasets import load_catalog
-
-
-@pytest.fixture(scope="module")
-def cavallo():
-    return load_catalog("CAVALLO2024")
-
-
-@pytest.fixture(scope="module")
-def hunt():
-    return load_catalog("HUNT2023")
 
 
 @pytest.fixture(scope="module")

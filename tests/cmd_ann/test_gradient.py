@@ -15,19 +15,8 @@ import pandas as pd
 import pytest
 
 from ocnb.cmd_ann import gradient as g  # before pymc: sets the pytensor compile directory
-from ocnb.datasets import load_catalog
 
 pytest.importorskip("pymc")
-
-
-@pytest.fixture(scope="module")
-def cavallo():
-    return load_catalog("CAVALLO2024")
-
-
-@pytest.fixture(scope="module")
-def hunt():
-    return load_catalog("HUNT2023")
 
 
 @pytest.fixture(scope="module")
