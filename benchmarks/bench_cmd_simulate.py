@@ -45,7 +45,7 @@ def loop_simulate(labels, grid, model, seed=0):
             st = iso.at_mass(m, columns=["teff", *BANDS])
             mags = extinguish({b: st[b].to_numpy() for b in BANDS}, st["teff"].to_numpy(),
                               row.a_v, row.dist_mod)
-            obs = model.add_noise(mags, rng)
+            obs = model.add_noise(mags, rng, extrapolate=True)
             keep = np.flatnonzero(obs["G"] <= 18.0)[:need]
             parts.append({b: obs[b][keep] for b in BANDS})
             need -= keep.size

@@ -43,7 +43,7 @@ def run(fast: bool = False) -> list[dict]:
     grid = IsochroneGrid.load()  # make sure the cache exists
     rng = np.random.default_rng(0)
     n = 200 if fast else 2000
-    args = list(zip(rng.uniform(6.6, 10.1, n), rng.uniform(-2.0, 0.3, n)))
+    args = list(zip(rng.uniform(6.6, 10.1, n), rng.uniform(-2.0, 0.3, n), strict=True))
     grid.isochrone(9.0, 0.0)
     t_ours = _median_time(grid.isochrone, args)
 

@@ -60,13 +60,13 @@ def machine() -> str:
 
 def _peer_section(old: Path) -> str | None:
     """The ocnb-vs-ASteCA section (benchmarks/peers/asteca_vs_ocnb.py): re-rendered from its results
-    file, or kept as it is in the old RESULTS.md when there is no results file."""
-    from ocnb.cmd_ann import peers
+    file, or kept as it is in the old RESULTS.md when there is no (readable) results file."""
+    from benchmarks.peers import report
 
     try:
-        return peers.results_markdown(peers.load_peer_results())
+        return report.results_markdown(report.load_default_results())
     except (FileNotFoundError, ValueError):
-        return peers.existing_section(old)
+        return report.existing_section(old)
 
 
 def main(argv=None) -> int:
@@ -102,13 +102,13 @@ def main(argv=None) -> int:
         "| benchmark | measurement | ocnb | baseline | baseline value | ratio | target | met |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['bench'].removeprefix('bench_')} | {r['name']} | {_fmt(r['value'], r['unit'])} | "
-            f"{r.get('baseline_name') or '—'} | {_fmt(r.get('baseline_value'), r['unit'])} | "
-            f"{_fmt(r.get('ratio'))}{'×' if r.get('ratio') else ''} | {r.get('target') or '—'} | "
-            f"{'yes' if r.get('passed') else '**no**'} |"
-        )
+    lines.extend(
+        f"| {r['bench'].removeprefix('bench_')} | {r['name']} | {_fmt(r['value'], r['unit'])} | "
+        f"{r.get('baseline_name') or '—'} | {_fmt(r.get('baseline_value'), r['unit'])} | "
+        f"{_fmt(r.get('ratio'))}{'×' if r.get('ratio') else ''} | {r.get('target') or '—'} | "
+        f"{'yes' if r.get('passed') else '**no**'} |"
+        for r in rows
+    )
     lines += ["", "Wall time per benchmark file: " + ", ".join(f"{n} {t:.1f} s" for n, t in sections), ""]
     peer = _peer_section(Path(args.output))  # read before the file is rewritten
     Path(args.output).write_text("\n".join(lines) + (f"\n{peer}\n" if peer else ""))

@@ -25,8 +25,13 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import DataHomeError
+
 __all__ = [
+    "DATA_DIR_ENV",
     "data_home",
+    "data_home_origin",
+    "ensure_folder",
     "clear_data_home",
     "fast_mode",
     "set_fast_mode",
@@ -40,15 +45,71 @@ KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 _TRUE = {"1", "true", "yes", "on"}
 
 
+#: Environment variable naming the data home.
+DATA_DIR_ENV = "OCNB_DATA_DIR"
+
+
+def data_home_origin() -> str:
+    """Where the data home comes from, for error messages: ``$OCNB_DATA_DIR = '...'`` or the default."""
+    raw = os.environ.get(DATA_DIR_ENV)
+    if raw:
+        return f"${DATA_DIR_ENV} = {raw!r}"
+    return f"the default data home ~/.ocnb_data (set {DATA_DIR_ENV} to use another folder)"
+
+
+def ensure_folder(path: str | os.PathLike, what: str = "folder") -> Path:
+    """Create ``path`` (and its parents) if needed; a clear :class:`DataHomeError` if it cannot be a folder.
+
+    Used for the data home and the folders in it (caches, models): a path that
+    is a regular file, or a parent that is, or a folder that cannot be created
+    (permissions, read-only file system) is reported with the path, the
+    reason and where the data home comes from, instead of a bare
+    ``FileExistsError``/``NotADirectoryError`` from deep inside a save.
+
+    Raises
+    ------
+    DataHomeError
+        ``path`` is not a folder and cannot be made one.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataHomeError(
+            f"the ocnb {what} {path} is a regular file, not a folder ({data_home_origin()}); "
+            f"point {DATA_DIR_ENV} at a folder, or move the file away"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise DataHomeError(
+            f"cannot create the ocnb {what} {path}: {reason} ({data_home_origin()}); "
+            f"set {DATA_DIR_ENV} to a writable folder"
+        ) from err
+    return path
+
+
 def data_home(create: bool = True) -> Path:
     """Return the ocnb data home (``$OCNB_DATA_DIR`` or ``~/.ocnb_data``).
 
     Caches, downloaded tables and trained models go here, never into the
     package or the git checkout.
+
+    Parameters
+    ----------
+    create : bool
+        Create the folder if it does not exist (default). ``False`` only
+        computes the path (e.g. for :func:`ocnb.show_versions`) and never
+        raises.
+
+    Raises
+    ------
+    DataHomeError
+        With ``create=True``: the path is a regular file, or cannot be
+        created; the message names ``OCNB_DATA_DIR`` and the path.
     """
-    path = Path(os.environ.get("OCNB_DATA_DIR") or Path.home() / ".ocnb_data").expanduser()
+    path = Path(os.environ.get(DATA_DIR_ENV) or Path.home() / ".ocnb_data").expanduser()
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_folder(path, "data home")
     return path
 
 

@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from . import photometry
-from .errors import IsochroneRangeError
+from .errors import IsochroneParameterError, IsochroneRangeError
 
 __all__ = [
     "KS_MINUS_W_COEFFS",
@@ -183,7 +183,7 @@ def _parse_grid(path: Path) -> dict:
     key = mh * 100.0 + logage
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     ends = np.r_[starts[1:], key.size]
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=True):
         i = np.searchsorted(mhs, mh[s])
         j = np.searchsorted(ages, logage[s])
         lab, n = clean_labels(label[s:e], values[s:e, 2])
@@ -466,11 +466,17 @@ class IsochroneGrid:
         return float(self.mhs[0]), float(self.mhs[-1])
 
     def _locate(self, x: float, nodes: np.ndarray, name: str, unit: str):
-        x = float(x)
-        if not np.isfinite(x) or x < nodes[0] - 1e-9 or x > nodes[-1] + 1e-9:
+        x = _number(x, name, unit)
+        if not np.isfinite(x):
+            raise IsochroneRangeError(
+                f"{name} = {x!r} is not a finite number; the PARSEC grid covers {nodes[0]:g} ≤ {name} ≤ "
+                f"{nodes[-1]:g}{unit}"
+            )
+        if x < nodes[0] - 1e-9 or x > nodes[-1] + 1e-9:
+            hint = _age_unit_hint(x, nodes) if name == "log_age" else ""
             raise IsochroneRangeError(
                 f"{name} = {x!r}{unit} is outside the PARSEC grid: allowed {nodes[0]:g} ≤ {name} ≤ "
-                f"{nodes[-1]:g} (nodes: {', '.join(f'{n:g}' for n in nodes)})"
+                f"{nodes[-1]:g} (nodes: {', '.join(f'{n:g}' for n in nodes)}){hint}"
             )
         i = int(np.clip(np.searchsorted(nodes, x, side="right") - 1, 0, nodes.size - 2))
         t = (x - nodes[i]) / (nodes[i + 1] - nodes[i])
@@ -509,11 +515,20 @@ class IsochroneGrid:
         Raises
         ------
         IsochroneRangeError
-            If log_age or [M/H] is outside the grid (the message names the
-            parameter, the value and the allowed range).
+            If log_age or [M/H] is outside the grid or NaN (the message names
+            the parameter, the value and the allowed range; an age given in
+            years, Myr or Gyr instead of log10(yr) gets the converted value
+            suggested, e.g. 4e9 → "did you mean log_age = log10(4e9) = 9.60?"),
+            or max_label is not a label 0-9.
+        IsochroneParameterError
+            If a parameter is not one number (``None``, a string, an array).
         """
-        if not 0 <= int(max_label) <= 9:
-            raise ValueError(f"max_label must be a PARSEC label 0-9, not {max_label!r}")
+        log_age = _number(log_age, "log_age", " (log10 yr)")
+        mh = _number(mh, "[M/H]", " dex")
+        label = _number(max_label, "max_label", "")
+        if not (np.isfinite(label) and label == int(label) and 0 <= label <= 9):
+            raise IsochroneRangeError(f"max_label must be a PARSEC label 0-9 (an integer), not {max_label!r}")
+        max_label = int(label)
         vals, keep = self._interpolate(log_age, mh, int(max_label))
         data = {c: vals[:, k] for k, c in enumerate(_VALUE_COLS)}
         teff = np.power(10.0, data["log_teff"])
@@ -544,6 +559,43 @@ class IsochroneGrid:
             "point_label": self.point_label, "phase_pos": self.phase_pos, "offsets": self.offsets,
         }
         return IsochroneGrid(arrays, source=self.source)
+
+
+def _number(value, name: str, unit: str) -> float:
+    """``value`` as one float; :class:`IsochroneParameterError` naming ``name`` for None, text, arrays."""
+    shown = unit.strip().strip("()")
+    what = f"a number [{shown}]" if shown else "a number"
+    if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
+        raise IsochroneParameterError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+    arr = np.asarray(value)
+    if arr.size != 1:
+        raise IsochroneParameterError(
+            f"{name} must be one number, got {arr.size} values (shape {arr.shape}); request one isochrone per value")
+    try:
+        return float(arr.reshape(()))
+    except (TypeError, ValueError):
+        raise IsochroneParameterError(f"{name} must be {what}, got {value!r} ({type(value).__name__})") from None
+
+
+def _short(x: float) -> str:
+    """4e9 rather than 4e+09 or 4000000000.0."""
+    if abs(x) < 1e4:
+        return f"{x:g}"
+    mant, exp = f"{x:.3e}".split("e")
+    return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
+
+
+def _age_unit_hint(x: float, nodes: np.ndarray) -> str:
+    """A suggestion when a log age looks like an age in yr, Myr or Gyr (the conversions that fit the grid)."""
+    lo, hi = nodes[0] - 1e-9, nodes[-1] + 1e-9
+    fits = []
+    for factor, unit in ((1.0, "yr"), (1e6, "Myr"), (1e9, "Gyr")):
+        if x > 0 and lo <= np.log10(x * factor) <= hi:
+            expr = f"log10({_short(x)})" if factor == 1.0 else f"log10({_short(x)}e{int(np.log10(factor))})"
+            fits.append(f"in {unit}, did you mean log_age = {expr} = {np.log10(x * factor):.2f}?")
+    if not fits:
+        return ""
+    return f". log_age is log10(age / yr): if {_short(x)} is an age " + "; or if ".join(fits)
 
 
 def read_raw_grid(path: str | None = None) -> pd.DataFrame:

@@ -13,18 +13,30 @@
     text elsewhere); ``OCNB_PROGRESS=0`` silences all of them.
 
 dask is imported inside the functions, so ``import ocnb.parallel`` is cheap.
+
+A scheduler address is probed before dask connects: a TCP connect with a
+timeout, then the dask handshake the scheduler sends first. A closed port, a
+host that does not answer, or a server that is not a dask scheduler (an HTTP
+server such as the dashboard port, which made ``distributed`` hang or fail with
+``MemoryError: Unable to allocate 3.07 EiB`` reading "HTTP/1.1" as a frame
+length) raise :class:`~ocnb.errors.SchedulerConnectionError` naming the address,
+within the connect timeout; nothing waits forever.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import socket
+import struct
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .errors import OcnbError
+from .errors import OcnbError, SchedulerConnectionError
 
-__all__ = ["SCHEDULER_ENV", "ItemError", "get_client", "map_clusters", "progress", "progress_enabled"]
+__all__ = ["SCHEDULER_ENV", "ItemError", "SchedulerConnectionError", "check_scheduler", "get_client", "map_clusters",
+           "progress", "progress_enabled"]
 
 #: Environment variable holding the address of an existing dask scheduler.
 SCHEDULER_ENV = "OCNB_DASK_SCHEDULER"
@@ -132,12 +144,23 @@ def get_client(
         ``client.dashboard_link``). Off by default.
     **kw
         Passed to ``LocalCluster`` (new local cluster) or ``Client`` (address).
+        With an address, ``timeout`` (seconds or a dask string such as
+        ``"5s"``; default dask's ``distributed.comm.timeouts.connect``, 30 s)
+        bounds the connect and the handshake.
 
     Returns
     -------
     distributed.Client
         Call ``client.close()`` to disconnect from a shared scheduler, or
         ``client.shutdown()`` to stop a local cluster made here.
+
+    Raises
+    ------
+    SchedulerConnectionError
+        (a ``ConnectionError``) The address is malformed, nothing listens
+        there, it does not answer within the timeout, or it is not a dask
+        scheduler (e.g. the dashboard's HTTP port); the message names the
+        address and where it came from.
     """
     from distributed import Client, LocalCluster
 
@@ -147,12 +170,15 @@ def get_client(
     if address:
         if _running(current) and current.scheduler is not None and current.scheduler.address == address:
             return current
+        where = f"from ${SCHEDULER_ENV}" if from_env else "the address given"
+        timeout = _timeout_seconds(kw.get("timeout"))
+        check_scheduler(address, timeout=timeout, where=where)
+        kw.setdefault("timeout", timeout)
         try:
             return Client(address, **kw)
-        except OSError as err:  # the scheduler is down or the address is wrong
-            where = f"from ${SCHEDULER_ENV}" if from_env else "the address given"
-            raise ConnectionError(
-                f"could not connect to the dask scheduler at {address!r} ({where}): {err}. "
+        except (OSError, MemoryError) as err:  # down since the probe, or a peer the probe did not recognise
+            raise SchedulerConnectionError(
+                f"could not connect to the dask scheduler at {address!r} ({where}): {type(err).__name__}: {err}. "
                 f"Start it, fix the address, or unset {SCHEDULER_ENV} to use a local cluster"
             ) from err
     if _running(current):
@@ -184,6 +210,108 @@ def get_client(
     options.update(kw)
     cluster = LocalCluster(**options)
     return Client(cluster, set_as_default=True)
+
+
+def _timeout_seconds(value) -> float:
+    """A timeout in seconds from a number, a dask duration string ("5s") or None (dask's connect timeout)."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    if value is None or value == "__no_default__":
+        value = dask.config.get("distributed.comm.timeouts.connect")
+    return float(parse_timedelta(value, default="seconds"))
+
+
+#: Largest plausible first dask message (the handshake is ~100 bytes to a few kB).
+_MAX_HANDSHAKE = 64 << 20
+
+
+def check_scheduler(address: str, timeout: float = 10.0, where: str = "the address given") -> None:
+    """Raise :class:`SchedulerConnectionError` unless a dask scheduler answers at ``address``.
+
+    For ``tcp://`` addresses (the default scheme): connect with ``timeout``
+    seconds, then wait at most ``timeout`` seconds for the first bytes of the
+    handshake a dask scheduler sends on every new connection, and check that
+    they are a dask frame header (a plausible message length), not text such
+    as ``HTTP/1.1``. The probe connection is closed without a word (the
+    scheduler logs it at INFO level). Other schemes (``tls://``, ``inproc://``,
+    ``ucx://``) are left to dask, with its own timeout.
+
+    Parameters
+    ----------
+    address : str
+        ``tcp://host:port``, ``host:port`` or another dask address.
+    timeout : float
+        Seconds for the connect and for the handshake each.
+    where : str
+        Where the address came from, for the message.
+    """
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    advice = f"Start the scheduler, fix the address, or unset {SCHEDULER_ENV} to use a local cluster"
+    try:
+        scheme, loc = parse_address(address)
+        if scheme != "tcp":
+            return
+        host, port = parse_host_port(loc)
+    except (ValueError, TypeError) as err:
+        raise SchedulerConnectionError(
+            f"{address!r} ({where}) is not a dask scheduler address such as 'tcp://10.0.0.5:8786': {err}"
+        ) from None
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError:
+        raise SchedulerConnectionError(
+            f"no answer from the dask scheduler at {address!r} ({where}) within {timeout:g} s "
+            f"(host down or a firewall dropping packets?). {advice}") from None
+    except OSError as err:
+        raise SchedulerConnectionError(
+            f"could not connect to the dask scheduler at {address!r} ({where}): {err.strerror or err}. "
+            f"{advice}") from None
+    with sock:
+        head = _recv_at_most(sock, 8, timeout)
+        if len(head) == 8:
+            (nbytes,) = struct.unpack("<Q", head)
+            if 0 < nbytes <= _MAX_HANDSHAKE:
+                return
+        if not head:
+            # An HTTP server waits for a request: ask it, to say what it is.
+            reply = b""
+            try:
+                sock.sendall(b"GET / HTTP/1.0\r\nHost: ocnb-probe\r\n\r\n")
+                reply = _recv_at_most(sock, 5, min(timeout, 2.0))
+            except OSError:
+                pass
+            what = ("an HTTP server (a dask dashboard? its default port is 8787, the scheduler's 8786)"
+                    if reply.startswith(b"HTTP") else "a server that sends nothing")
+            raise SchedulerConnectionError(
+                f"{address!r} ({where}) is not a dask scheduler: it accepted the connection but sent no dask "
+                f"handshake within {timeout:g} s; it looks like {what}. {advice}")
+        what = ("an HTTP server (a dask dashboard? its default port is 8787, the scheduler's 8786)"
+                if head.startswith(b"HTTP") else f"some other server (it sent {head!r})")
+        raise SchedulerConnectionError(
+            f"{address!r} ({where}) is not a dask scheduler: its first bytes are not a dask message; it looks like "
+            f"{what}. {advice}")
+
+
+def _recv_at_most(sock: socket.socket, n: int, timeout: float) -> bytes:
+    """Up to ``n`` bytes, waiting at most ``timeout`` seconds in total (fewer if the peer closes or stalls)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while len(data) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(n - len(data))
+        except (TimeoutError, OSError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _default_client():

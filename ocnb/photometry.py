@@ -18,10 +18,23 @@ magnitudes. Three pieces live here:
 All empirical coefficients are module constants; the ``fit_*`` functions
 recompute them from the real member tables (``ocnb.datasets``) and the tests
 check that they reproduce the constants.
+
+Bad input (see ``tests/test_photometry.py``, bad-input table)
+-------------------------------------------------------------
+Unknown bands or laws, A_V < 0, NaN Teff/A_V/μ, ``n_obs`` ≤ 0 and magnitudes
+beyond a model's validity range raise :class:`~ocnb.errors.PhotometryError` /
+:class:`~ocnb.errors.PhotometryRangeError` naming the value. Two ranges are
+*clipped* by design, as documented where they apply: Teff, A_V and R_V outside
+the dustapprox models' validity (:func:`extinction_validity`; ``on_range="raise"``
+turns the clip into an error) and magnitudes brighter than the error models'
+bright end (saturation is not modelled). Magnitudes fainter than where the
+error model reaches S/N = 1 (σ > 1.0857 mag) or G > 21.5 for σ_ϖ are errors unless
+``extrapolate=True`` is passed (simulators that remove such stars afterwards).
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.resources
 from collections.abc import Iterable, Mapping
@@ -29,12 +42,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import PhotometryError, PhotometryRangeError
+
 __all__ = [
     "BANDS",
     "EMPIRICAL_ERROR_COEFFS",
     "ERROR_COLUMNS",
     "EXTINCTION_LAWS",
     "GAIA_EMPIRICAL_COEFFS",
+    "PARALLAX_ERROR_G_MAX",
+    "SIGMA_MAX",
     "MEMBER_COLUMNS",
     "PARALLAX_ERROR_TABLE",
     "PhotometricErrorModel",
@@ -90,9 +107,29 @@ _MAG_PER_FLUX = 2.5 / np.log(10.0)  # 1.0857: σ_mag for a unit relative flux er
 
 
 def _check_band(band: str) -> str:
-    if band not in BANDS:
-        raise ValueError(f"unknown band {band!r}; choose one of {BANDS}")
+    if not isinstance(band, str) or band not in BANDS:
+        close = difflib.get_close_matches(str(band), BANDS, n=1, cutoff=0.5) if isinstance(band, str) else []
+        upper = [b for b in BANDS if isinstance(band, str) and b.lower() == band.lower()]
+        hint = f" (did you mean {(upper or close)[0]!r}?)" if (upper or close) else ""
+        raise PhotometryError(f"unknown band {band!r}{hint}; choose one of {BANDS}")
     return band
+
+
+def _as_float_array(value, name: str, unit: str) -> np.ndarray:
+    """``value`` as a float array; a clear error naming the parameter for strings, None, objects."""
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise PhotometryError(f"{name} must be a number or an array of numbers [{unit}], got {value!r}") from None
+
+
+def _first_bad(arr: np.ndarray, bad: np.ndarray) -> str:
+    """'value' (or 'value (and k more of n)') of the offending entries, for messages."""
+    vals = np.atleast_1d(arr)[np.atleast_1d(bad)]
+    text = f"{vals.flat[0]:g}"
+    if vals.size > 1:
+        text += f" (and {vals.size - 1} more of {np.size(arr)} values)"
+    return text
 
 
 # ---------------------------------------------------------------------------
@@ -118,7 +155,7 @@ _PASSBANDS = {
 
 def _dustapprox_file(law: str, system: str):
     if law not in EXTINCTION_LAWS:
-        raise ValueError(f"unknown extinction law {law!r}; choose one of {EXTINCTION_LAWS}")
+        raise PhotometryError(f"unknown extinction law {law!r}; choose one of {EXTINCTION_LAWS}")
     root = importlib.resources.files("dustapprox") / "data" / "precomputed" / "polynomial"
     name = f"oct2025_a0r0_{_SYSTEM_FILE[system]}_kurucz_{law}_teff_A0_R0.ecsv"
     return root / _DUSTAPPROX_DIR[law] / "kurucz" / name
@@ -148,17 +185,24 @@ class _PolyModel:
         for k in range(int(self.powers[:, 2].max()), -1, -1):
             sel = self.powers[:, 2] == k
             ck = 0.0
-            for (pa, pr, _), c in zip(self.powers[sel], self.coefs[sel]):
+            for (pa, pr, _), c in zip(self.powers[sel], self.coefs[sel], strict=True):
                 ck = ck + c * (a0**pa if pa else 1.0) * (r0**pr if pr else 1.0)
             out = ck if out is None else out * x + ck
         return np.broadcast_to(out, np.broadcast_shapes(x.shape, a0.shape, r0.shape)).astype(float)
 
 
-@functools.cache
 def _poly_model(band: str, law: str) -> _PolyModel:
+    _check_band(band)
+    if law not in EXTINCTION_LAWS:
+        raise PhotometryError(f"unknown extinction law {law!r}; choose one of {EXTINCTION_LAWS}")
+    return _load_poly_model(band, law)
+
+
+@functools.cache
+def _load_poly_model(band: str, law: str) -> _PolyModel:
     from dustapprox.io import ecsv
 
-    system, passband = _PASSBANDS[_check_band(band)]
+    system, passband = _PASSBANDS[band]
     path = _dustapprox_file(law, system)
     table = ecsv.read(str(path))
     meta = table.attrs
@@ -203,7 +247,41 @@ def extinction_validity(law: str = "G23") -> dict:
     return {"teff": m.teff_range, "a_v": m.a0_range, "r_v": m.r0_range}
 
 
-def extinction_ratio(band: str, teff, a_v, law: str = "G23", r_v: float = 3.1) -> np.ndarray:
+def _check_extinction_inputs(model: _PolyModel, teff, a_v, r_v, on_range: str):
+    """Validated float arrays (teff, a_v, r_v); errors name the parameter, the value and the range."""
+    if on_range not in ("clip", "raise"):
+        raise PhotometryError(f"on_range must be 'clip' or 'raise', not {on_range!r}")
+    teff = _as_float_array(teff, "teff", "K")
+    a_v = _as_float_array(a_v, "a_v", "mag")
+    r_v = _as_float_array(r_v, "r_v", "")
+    for name, arr, unit in (("teff", teff, " K"), ("a_v", a_v, " mag"), ("r_v", r_v, "")):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise PhotometryRangeError(
+                f"{name} = {_first_bad(arr, bad)}{unit} is not a finite number; the extinction of a star "
+                f"needs a real {name} (drop or fill such stars first)")
+    if (a_v < 0).any():
+        raise PhotometryRangeError(
+            f"a_v = {_first_bad(a_v, a_v < 0)} mag < 0: extinction cannot be negative (a negative A_V would "
+            "silently brighten the stars); use a_v = 0 for no extinction")
+    if (r_v <= 0).any():
+        raise PhotometryRangeError(f"r_v = {_first_bad(r_v, r_v <= 0)} must be > 0 (R_V ≈ 3.1 in the diffuse ISM)")
+    if on_range == "raise":
+        # A_V below the model's 0.01 is exact (A_band = ratio · A_V → 0), not an extrapolation.
+        ranges = (("teff", teff, model.teff_range, " K"), ("a_v", a_v, (0.0, model.a0_range[1]), " mag"),
+                  ("r_v", r_v, model.r0_range, ""))
+        for name, arr, (lo, hi), unit in ranges:
+            bad = (arr < lo) | (arr > hi)
+            if bad.any():
+                raise PhotometryRangeError(
+                    f"{name} = {_first_bad(arr, bad)}{unit} is outside the dustapprox {model.law} model's validity "
+                    f"range {lo:g}–{hi:g}{unit} ({model.passband}); with on_range='clip' (the default) it "
+                    "is evaluated at the nearest end of the range")
+    return teff, a_v, r_v
+
+
+def extinction_ratio(band: str, teff, a_v, law: str = "G23", r_v: float = 3.1,
+                     on_range: str = "clip") -> np.ndarray:
     """Teff-dependent extinction coefficient A_band / A_V.
 
     Parameters
@@ -221,6 +299,11 @@ def extinction_ratio(band: str, teff, a_v, law: str = "G23", r_v: float = 3.1) -
         (dustapprox models on Kurucz atmospheres).
     r_v : float or array_like
         R_V (dustapprox's R0); 3.1 by default.
+    on_range : {"clip", "raise"}
+        What to do with Teff, A_V or R_V outside the model's validity range
+        (:func:`extinction_validity`): ``"clip"`` (default, documented
+        behaviour: evaluate at the nearest end, e.g. cool M dwarfs get the
+        3500 K value) or ``"raise"`` a :class:`~ocnb.errors.PhotometryRangeError`.
 
     Returns
     -------
@@ -230,19 +313,30 @@ def extinction_ratio(band: str, teff, a_v, law: str = "G23", r_v: float = 3.1) -
         particular A_V < 0.01 is evaluated at 0.01, which leaves A_band =
         ratio * A_V exact (zero) at A_V = 0.
 
+    Raises
+    ------
+    PhotometryError
+        Unknown band or law.
+    PhotometryRangeError
+        A_V < 0 (it would brighten the stars), NaN/inf Teff, A_V or R_V,
+        R_V ≤ 0; with ``on_range="raise"`` also values outside the range.
+
     References
     ----------
     Fouesneau M. et al. 2022, A&A 658, A144 (dustapprox).
     """
-    return _poly_model(band, law)(teff, a_v, r_v)
+    model = _poly_model(band, law)
+    teff, a_v, r_v = _check_extinction_inputs(model, teff, a_v, r_v, on_range)
+    return model(teff, a_v, r_v)
 
 
-def extinction_ratios(teff, a_v, bands: Iterable[str] = BANDS, law: str = "G23", r_v: float = 3.1) -> dict:
+def extinction_ratios(teff, a_v, bands: Iterable[str] = BANDS, law: str = "G23", r_v: float = 3.1,
+                      on_range: str = "clip") -> dict:
     """:func:`extinction_ratio` for several bands: ``{band: A_band/A_V}``."""
-    return {b: extinction_ratio(b, teff, a_v, law=law, r_v=r_v) for b in bands}
+    return {b: extinction_ratio(b, teff, a_v, law=law, r_v=r_v, on_range=on_range) for b in bands}
 
 
-def extinguish(abs_mags, teff, a_v, dist_mod, law: str = "G23", r_v: float = 3.1):
+def extinguish(abs_mags, teff, a_v, dist_mod, law: str = "G23", r_v: float = 3.1, on_range: str = "clip"):
     """Apparent magnitudes m = M + μ + A_V · k_band(Teff, A_V).
 
     Parameters
@@ -256,7 +350,7 @@ def extinguish(abs_mags, teff, a_v, dist_mod, law: str = "G23", r_v: float = 3.1
         A_V (mag), scalar for a cluster or one value per star.
     dist_mod : float or array_like
         True distance modulus μ = 5 log10(d/pc) − 5 (mag).
-    law, r_v
+    law, r_v, on_range
         See :func:`extinction_ratio`.
 
     Returns
@@ -264,15 +358,33 @@ def extinguish(abs_mags, teff, a_v, dist_mod, law: str = "G23", r_v: float = 3.1
     dict or pandas.DataFrame
         Same type as ``abs_mags`` with the band entries replaced by apparent
         magnitudes.
+
+    Raises
+    ------
+    PhotometryError
+        ``abs_mags`` holds none of :data:`BANDS` (e.g. lower-case ``"g"``):
+        nothing would be extinguished.
+    PhotometryRangeError
+        A_V < 0, non-finite A_V, Teff or μ (see :func:`extinction_ratio`).
     """
-    a_v_arr = np.asarray(a_v, dtype=float)
+    a_v_arr = _as_float_array(a_v, "a_v", "mag")
+    dmod = _as_float_array(dist_mod, "dist_mod", "mag")
+    if not np.isfinite(dmod).all():
+        raise PhotometryRangeError(f"dist_mod = {_first_bad(dmod, ~np.isfinite(dmod))} mag is not a finite number")
+    if (a_v_arr < 0).any():
+        raise PhotometryRangeError(
+            f"a_v = {_first_bad(a_v_arr, a_v_arr < 0)} mag < 0: extinction cannot be negative (a negative A_V "
+            "would silently brighten the stars); use a_v = 0 for no extinction")
+    present = [b for b in BANDS if b in abs_mags]
+    if not present:
+        keys = list(abs_mags.columns if hasattr(abs_mags, "columns") else abs_mags)
+        raise PhotometryError(f"abs_mags has none of the bands {BANDS} (keys: {keys[:10]}); nothing to extinguish")
     is_frame = hasattr(abs_mags, "columns")
     out = abs_mags.copy() if is_frame else dict(abs_mags)
-    for band in BANDS:
-        if band not in out:
-            continue
+    for band in present:
         mag = np.asarray(abs_mags[band], dtype=float)
-        out[band] = mag + dist_mod + a_v_arr * extinction_ratio(band, teff, a_v_arr, law=law, r_v=r_v)
+        out[band] = mag + dist_mod + a_v_arr * extinction_ratio(band, teff, a_v_arr, law=law, r_v=r_v,
+                                                                on_range=on_range)
     return out
 
 
@@ -346,6 +458,15 @@ PARALLAX_ERROR_TABLE = {"DR3": (
 #: when ``zero_point=True`` (Gaia archive magnitudes errors omit them).
 GAIA_ZERO_POINT_SIGMA = {"G": 0.0027553202, "BP": 0.0027901700, "RP": 0.0037793818}
 
+#: Largest meaningful magnitude error (mag): σ = 2.5/ln 10 · σ_F/F reaches it at S/N = 1. Fainter,
+#: a source is not detected and the extrapolated σ grows without bound (466 mag at BP = 30), so
+#: :meth:`PhotometricErrorModel.sigma` refuses magnitudes whose σ exceeds it unless
+#: ``extrapolate=True``.
+SIGMA_MAX = _MAG_PER_FLUX
+#: Faint limit (mag) of :func:`parallax_error`: Gaia DR3 parallaxes stop near G = 21 (a few sources
+#: reach 21.5; the table's last bin is at G = 20.7, where σ_ϖ ≈ 1.1 mas, and 3.4 mas at 21.5).
+PARALLAX_ERROR_G_MAX = 21.5
+
 #: Number of observations the DPAC spline refers to (Riello+2021 tool).
 GAIA_SPLINE_REF_NOBS = {"G": 200, "BP": 20, "RP": 20}
 #: Default n_obs: medians of phot_*_n_obs in a random all-sky DR3 sample (1000 stars).
@@ -409,10 +530,26 @@ class PhotometricErrorModel:
         (as in VizieR's e_Gmag). Off by default: the archive's per-source
         errors and the random noise between stars do not contain it.
     floor : float
-        Extra error floor (mag) added in quadrature to every band.
+        Extra error floor (mag) added in quadrature to every band (0 ≤ floor < 1.0857).
+
+    Raises
+    ------
+    PhotometryError
+        ``gaia`` not one of the two models; ``n_obs`` with a non-Gaia band, or
+        a value that is not a finite number ≥ 1 (σ ∝ 1/sqrt(n_obs): 0 would
+        give an infinite σ); ``floor`` negative, NaN or ≥ 1.0857 mag.
 
     Notes
     -----
+    Validity range: σ is defined where a star is detected, S/N ≥ 1, i.e.
+    σ ≤ :data:`SIGMA_MAX` = 1.0857 mag (:meth:`faint_limit` gives the
+    magnitude, e.g. BP ≈ 23.4 for the default model). :meth:`sigma` raises
+    :class:`~ocnb.errors.PhotometryRangeError` for fainter magnitudes unless
+    ``extrapolate=True`` (the σ ∝ flux⁻¹ law continued, for simulators whose
+    magnitude cuts remove such stars). Brighter than the bright end of a
+    model (G/BP/RP 4.0 for the spline) σ is the value at that end: saturation
+    is not modelled (a documented clip, not an error). NaN magnitudes give NaN.
+
     2MASS (J, H, Ks) and WISE (W1-W4) use σ^2 = a^2 + b^2 u + c^2 u^2 with
     u = 10^(0.4 (m - m_ref)), fitted to binned median errors of real cluster
     members (:func:`fit_error_coefficients`). Saturation (errors that grow
@@ -422,23 +559,86 @@ class PhotometricErrorModel:
     def __init__(self, gaia: str = "spline", n_obs: Mapping[str, float] | None = None,
                  zero_point: bool = False, floor: float = 0.0):
         if gaia not in ("spline", "empirical"):
-            raise ValueError(f"gaia must be 'spline' or 'empirical', not {gaia!r}")
+            raise PhotometryError(f"gaia must be 'spline' or 'empirical', not {gaia!r}")
+        if n_obs is not None and not isinstance(n_obs, Mapping):
+            raise PhotometryError(f"n_obs must be a dict {{band: number of observations}} for G, BP, RP, not {n_obs!r}")
+        other = [b for b in (n_obs or {}) if b not in GAIA_BANDS]
+        if other:
+            raise PhotometryError(f"n_obs has band(s) {other}: the number of observations only scales the Gaia "
+                                  f"spline, bands {GAIA_BANDS}")
         self.gaia = gaia
         self.n_obs = dict(GAIA_DEFAULT_NOBS, **(n_obs or {}))
+        for band, n in self.n_obs.items():
+            _check_n_obs(band, n)
         self.zero_point = bool(zero_point)
-        self.floor = float(floor)
+        try:
+            self.floor = float(floor)
+        except (TypeError, ValueError):
+            raise PhotometryError(f"floor must be a number of mag, not {floor!r}") from None
+        if not 0.0 <= self.floor < SIGMA_MAX:
+            raise PhotometryError(f"floor = {floor!r} mag must be ≥ 0 and < {SIGMA_MAX:.4f} mag (S/N = 1)")
 
     def __repr__(self) -> str:
         return (f"PhotometricErrorModel(gaia={self.gaia!r}, n_obs={self.n_obs}, "
                 f"zero_point={self.zero_point}, floor={self.floor})")
 
-    def sigma(self, band: str, mag) -> np.ndarray:
-        """1σ uncertainty (mag) of magnitude ``mag`` in ``band``; NaN where mag is NaN."""
+    def sigma(self, band: str, mag, extrapolate: bool = False) -> np.ndarray:
+        """1σ uncertainty (mag) of magnitude ``mag`` in ``band``; NaN where mag is NaN.
+
+        Parameters
+        ----------
+        band : str
+            One of :data:`BANDS`.
+        mag : float or array_like
+            Magnitudes (mag).
+        extrapolate : bool
+            Return the extrapolated σ also beyond the validity range (σ >
+            :data:`SIGMA_MAX`, i.e. S/N < 1) instead of raising. Meant for
+            simulators that draw stars beyond a survey's limit and cut them
+            afterwards; never for real photometry.
+
+        Raises
+        ------
+        PhotometryError
+            Unknown band, non-numeric magnitudes.
+        PhotometryRangeError
+            A magnitude fainter than :meth:`faint_limit` (unless
+            ``extrapolate``); the message names band, magnitude and range.
+        """
+        sig = self._sigma(_check_band(band), _as_float_array(mag, "mag", "mag"))
+        if not extrapolate:
+            bad = sig > SIGMA_MAX  # NaN compares False: NaN magnitudes stay NaN
+            if np.any(bad):
+                mag = np.asarray(mag, dtype=float)
+                raise PhotometryRangeError(
+                    f"{band} = {_first_bad(mag, bad)} mag is outside the {self._model_name(band)} error model's "
+                    f"validity range ({band} ≤ {self.faint_limit(band):.2f} mag, where σ reaches "
+                    f"{SIGMA_MAX:.4f} mag, S/N = 1): σ would be {np.max(np.atleast_1d(sig)[np.atleast_1d(bad)]):.3g} "
+                    "mag. Such a star is not detected; pass extrapolate=True to get the extrapolated σ anyway "
+                    "(simulated stars that a magnitude cut removes)")
+        return sig
+
+    def _model_name(self, band: str) -> str:
+        if band in GAIA_BANDS:
+            return "DPAC-spline" if self.gaia == "spline" else "empirical Gaia"
+        return "empirical 2MASS" if band in TWOMASS_BANDS else "empirical WISE"
+
+    def faint_limit(self, band: str) -> float:
+        """Magnitude (mag) where σ(band) reaches :data:`SIGMA_MAX` (S/N = 1): the faint end of the validity range."""
         _check_band(band)
-        mag = np.asarray(mag, dtype=float)
+        lo, hi = 0.0, 40.0
+        for _ in range(60):  # bisection on the monotonic faint side of σ(m)
+            mid = 0.5 * (lo + hi)
+            if self._sigma(band, np.asarray(mid)) > SIGMA_MAX:
+                hi = mid
+            else:
+                lo = mid
+        return lo
+
+    def _sigma(self, band: str, mag: np.ndarray) -> np.ndarray:
         if band in GAIA_BANDS:
             if self.gaia == "spline":
-                sig = _gaia_spline_sigma(band, mag, self.n_obs[band])
+                sig = _gaia_spline_sigma(band, mag, _check_n_obs(band, self.n_obs[band]))
             else:
                 sig = _three_term_sigma(mag, GAIA_EMPIRICAL_COEFFS[band], ERROR_MAG_REF[band])
             if self.zero_point:
@@ -449,7 +649,7 @@ class PhotometricErrorModel:
             sig = np.hypot(sig, self.floor)
         return sig
 
-    def add_noise(self, mags, rng=None, return_sigma: bool = False):
+    def add_noise(self, mags, rng=None, return_sigma: bool = False, extrapolate: bool = False):
         """Add Gaussian noise N(0, σ(band, mag)) to every band present.
 
         Parameters
@@ -460,12 +660,24 @@ class PhotometricErrorModel:
             Random generator (or seed) — pass one for reproducible results.
         return_sigma : bool
             Also return ``{band: σ}`` (σ evaluated at the noiseless magnitude).
+        extrapolate : bool
+            See :meth:`sigma`: allow magnitudes beyond the validity range.
 
         Returns
         -------
         dict or pandas.DataFrame (and dict of σ if ``return_sigma``)
+
+        Raises
+        ------
+        PhotometryError
+            ``mags`` holds none of :data:`BANDS`.
+        PhotometryRangeError
+            As :meth:`sigma`.
         """
         rng = np.random.default_rng(rng)
+        if not any(b in mags for b in BANDS):
+            keys = list(mags.columns if hasattr(mags, "columns") else mags)
+            raise PhotometryError(f"mags has none of the bands {BANDS} (keys: {keys[:10]}); no noise to add")
         is_frame = hasattr(mags, "columns")
         out = mags.copy() if is_frame else dict(mags)
         sigmas = {}
@@ -473,13 +685,25 @@ class PhotometricErrorModel:
             if band not in out:
                 continue
             m = np.asarray(mags[band], dtype=float)
-            sig = self.sigma(band, m)
+            sig = self.sigma(band, m, extrapolate=extrapolate)
             out[band] = m + sig * rng.standard_normal(m.shape)
             sigmas[band] = sig
         return (out, sigmas) if return_sigma else out
 
 
-def parallax_error(g_mag, release: str = "DR3") -> np.ndarray:
+def _check_n_obs(band: str, n) -> float:
+    try:
+        value = float(n)
+    except (TypeError, ValueError):
+        raise PhotometryError(f"n_obs[{band!r}] = {n!r} is not a number of observations") from None
+    if not (np.isfinite(value) and value >= 1):
+        raise PhotometryError(
+            f"n_obs[{band!r}] = {n!r}: the number of Gaia observations must be a finite number ≥ 1 "
+            f"(σ scales as sqrt({GAIA_SPLINE_REF_NOBS[band]}/n_obs); 0 or less gives an infinite or NaN σ)")
+    return value
+
+
+def parallax_error(g_mag, release: str = "DR3", extrapolate: bool = False) -> np.ndarray:
     """Typical Gaia parallax uncertainty σ_ϖ (mas) at magnitude G.
 
     Median σ_ϖ of real Gaia (E)DR3 stars in 0.5-mag bins of G (:data:`PARALLAX_ERROR_TABLE`,
@@ -496,14 +720,32 @@ def parallax_error(g_mag, release: str = "DR3") -> np.ndarray:
         Gaia G (mag).
     release : {"DR3", "EDR3"}
         DR3 astrometry is EDR3's, so both use the same table.
+    extrapolate : bool
+        Allow G > :data:`PARALLAX_ERROR_G_MAX` (21.5 mag, Gaia's faint limit),
+        where the log-linear extrapolation explodes (7.6e22 mas at G = 60);
+        only for simulated stars that a magnitude cut removes.
+
+    Raises
+    ------
+    PhotometryRangeError
+        G fainter than 21.5 mag (unless ``extrapolate``); NaN G gives NaN.
+    PhotometryError
+        Unknown release, non-numeric G.
     """
-    rel = release.upper()
+    rel = str(release).upper()
     if rel == "EDR3":
         rel = "DR3"
     if rel not in PARALLAX_ERROR_TABLE:
-        raise ValueError(f"no parallax-error model for release {release!r}; choose DR3 or EDR3")
+        raise PhotometryError(f"no parallax-error model for release {release!r}; choose DR3 or EDR3")
     nodes, sig = (np.asarray(v, dtype=float) for v in PARALLAX_ERROR_TABLE[rel])
-    g = np.asarray(g_mag, dtype=float)
+    g = _as_float_array(g_mag, "g_mag", "mag")
+    if not extrapolate:
+        bad = g > PARALLAX_ERROR_G_MAX
+        if np.any(bad):
+            raise PhotometryRangeError(
+                f"G = {_first_bad(g, bad)} mag is outside the parallax-error model's validity range "
+                f"(G ≤ {PARALLAX_ERROR_G_MAX:g} mag, Gaia's faint limit; measured nodes G {nodes[0]:g}–{nodes[-1]:g}); "
+                "pass extrapolate=True for the extrapolated σ_ϖ")
     logs = np.log10(sig)
     out = np.interp(g, nodes, logs)
     slope = (logs[-1] - logs[-2]) / (nodes[-1] - nodes[-2])
@@ -518,7 +760,7 @@ def _as_frame(members):
     import pandas as pd
 
     if isinstance(members, (list, tuple)):
-        return pd.concat([m for m in members], ignore_index=True)
+        return pd.concat(list(members), ignore_index=True)
     return members
 
 

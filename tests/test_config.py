@@ -60,7 +60,8 @@ def test_import_with_ui_stack_blocked():
         "import sys\n"
         "class Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in {'holoviews','bokeh','ipywidgets','datashader','panel','tensorflow','keras','jupyterlab'}:\n"
+        "        if name.split('.')[0] in {'holoviews','bokeh','ipywidgets','datashader','panel','tensorflow',\n"
+        "                                   'keras','jupyterlab'}:\n"
         "            raise ImportError('blocked for the test: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import ocnb\n"
@@ -74,10 +75,10 @@ def test_import_with_ui_stack_blocked():
 def test_keras_backends_train(backend):
     """A small backend-agnostic Keras model fits on each backend (each in its own process)."""
     code = (
-        "import ocnb.config as c; c.set_keras_backend(%r)\n"
+        f"import ocnb.config as c; c.set_keras_backend({backend!r})\n"
         "import numpy as np, keras\n"
         "from keras import ops\n"
-        "assert keras.backend.backend() == %r\n"
+        f"assert keras.backend.backend() == {backend!r}\n"
         "rng = np.random.default_rng(0); x = rng.normal(size=(256, 3)).astype('float32')\n"
         "y = (x @ np.array([1., -2., .5], dtype='float32'))[:, None]\n"
         "m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])\n"
@@ -85,6 +86,40 @@ def test_keras_backends_train(backend):
         "h = m.fit(x, y, epochs=60, batch_size=64, verbose=0)\n"
         "pred = ops.convert_to_numpy(m(x))\n"
         "err = float(np.mean((pred - y) ** 2)); assert err < 0.01, err\n"
-    ) % (backend, backend)
+    )
     env = dict(os.environ, KERAS_BACKEND=backend)
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+
+
+# ---------------------------------------------------------------------------
+# Bad-input table: a data home that cannot be a folder -> DataHomeError naming OCNB_DATA_DIR and the path
+# ---------------------------------------------------------------------------
+# (id, make OCNB_DATA_DIR from tmp_path, regex)
+DATA_HOMES = [
+    ("a regular file", lambda p: (p / "file").write_text("x") and p / "file",
+     r"data home .*file is a regular file, not a folder \(\$OCNB_DATA_DIR = '.*file'\)"),
+    ("below a regular file", lambda p: (p / "file").write_text("x") and p / "file" / "sub",
+     r"cannot create the ocnb data home .*file/sub: .*\$OCNB_DATA_DIR = '.*file/sub'"),
+]
+
+
+@pytest.mark.parametrize("name,make,pattern", DATA_HOMES, ids=[r[0] for r in DATA_HOMES])
+def test_data_home_that_cannot_be_a_folder(tmp_path, monkeypatch, name, make, pattern):
+    from ocnb.cache import Cache
+    from ocnb.errors import DataHomeError
+
+    monkeypatch.setenv("OCNB_DATA_DIR", str(make(tmp_path)))
+    with pytest.raises(DataHomeError, match=pattern):
+        config.data_home()
+    with pytest.raises(DataHomeError, match=pattern):
+        Cache("t").fetch_bytes("a.bin", lambda: b"never computed")
+    assert isinstance(DataHomeError("x"), OSError)
+    config.data_home(create=False)  # computing the path alone never raises (show_versions)
+    assert "data_home" in ocnb.show_versions(as_dict=True)
+
+
+def test_empty_data_dir_means_the_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("OCNB_DATA_DIR", "")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert config.data_home(create=False) == tmp_path / ".ocnb_data"
+    assert "the default data home ~/.ocnb_data" in config.data_home_origin()

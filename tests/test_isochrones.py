@@ -10,7 +10,7 @@ import pytest
 
 from ocnb import isochrones as iso_mod
 from ocnb import photometry
-from ocnb.errors import IsochroneRangeError
+from ocnb.errors import IsochroneParameterError, IsochroneRangeError, PhotometryRangeError
 from ocnb.isochrones import (
     IsochroneGrid,
     fit_ks_minus_w,
@@ -177,12 +177,59 @@ def test_out_of_range_errors(grid):
     assert len(grid.isochrone(6.0, -2.19174)) > 0 and len(grid.isochrone(10.2, 0.3)) > 0
 
 
+# Bad-input table: a request -> the error type and a regex naming the parameter, value and range.
+_PE, _RE = IsochroneParameterError, IsochroneRangeError
+BAD_INPUT = [
+    ("log_age None", dict(log_age=None, mh=0.0), _PE, r"log_age must be a number \[log10 yr\], got None"),
+    ("log_age text", dict(log_age="9.5", mh=0.0), _PE, r"log_age must be a number .*got '9\.5' \(str\)"),
+    ("log_age array", dict(log_age=[9.0, 9.1], mh=0.0), _PE, r"log_age must be one number, got 2 values"),
+    ("log_age NaN", dict(log_age=np.nan, mh=0.0), _RE,
+     r"log_age = nan is not a finite number; .*6 ≤ log_age ≤ 10\.2"),
+    ("log_age inf", dict(log_age=np.inf, mh=0.0), _RE, r"log_age = inf is not a finite number"),
+    ("age in years", dict(log_age=4e9, mh=0.0), _RE,
+     r"log_age = 4000000000\.0 .* outside the PARSEC grid.*age in yr, did you mean log_age = log10\(4e9\) = 9\.60\?"),
+    ("age in Myr", dict(log_age=100, mh=0.0), _RE, r"age in Myr, did you mean log_age = log10\(100e6\) = 8\.00\?"),
+    ("age in Gyr", dict(log_age=4.0, mh=0.0), _RE, r"or if in Gyr, did you mean log_age = log10\(4e9\) = 9\.60\?"),
+    ("log_age below grid", dict(log_age=-1.0, mh=0.0), _RE,
+     r"log_age = -1\.0 \(log10 yr\) is outside the PARSEC grid: allowed 6"),
+    ("[M/H] None", dict(log_age=9.5, mh=None), _PE, r"\[M/H\] must be a number \[dex\], got None"),
+    ("[M/H] above grid", dict(log_age=9.5, mh=0.5), _RE,
+     r"\[M/H\] = 0\.5 dex is outside the PARSEC grid: allowed -2\.19174 ≤ \[M/H\] ≤ 0\.3"),
+    ("[M/H] below grid", dict(log_age=9.5, mh=-3.0), _RE, r"\[M/H\] = -3\.0 dex is outside"),
+    ("[M/H] NaN", dict(log_age=9.5, mh=np.nan), _RE, r"\[M/H\] = nan is not a finite number"),
+    ("max_label 12", dict(log_age=9.5, mh=0.0, max_label=12), _RE, r"max_label must be a PARSEC label 0-9 .*not 12"),
+    ("max_label 7.5", dict(log_age=9.5, mh=0.0, max_label=7.5), _RE, r"not 7\.5"),
+    ("max_label None", dict(log_age=9.5, mh=0.0, max_label=None), _PE, r"max_label must be a number, got None"),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,error,pattern", BAD_INPUT, ids=[r[0] for r in BAD_INPUT])
+def test_bad_input_table(grid, name, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        grid.isochrone(**kwargs)
+    with pytest.raises(error, match=pattern):  # the module-level shortcut too
+        iso_mod.isochrone(**kwargs)
+
+
+def test_bad_apparent_and_valid_number_types(grid):
+    iso = grid.isochrone(9.55, 0.0)
+    with pytest.raises(PhotometryRangeError, match=r"a_v = -1 mag < 0"):
+        iso.apparent(9.7, -1.0)
+    with pytest.raises(PhotometryRangeError, match=r"dist_mod = nan mag"):
+        iso.apparent(np.nan, 0.1)
+    # numpy scalars, 0-d arrays and ints are numbers: same isochrone as plain floats
+    for la, mh in ((np.float32(9.55), np.float64(0.0)), (np.array(9.55, dtype=float), 0), (np.array([9.55]), 0.0)):
+        plain = grid.isochrone(float(np.asarray(la).ravel()[0]), 0.0)
+        pd.testing.assert_frame_equal(grid.isochrone(la, mh).data, plain.data)
+    assert issubclass(IsochroneParameterError, TypeError)
+
+
 def test_isochrone_under_one_millisecond(grid):
     rng = np.random.default_rng(0)
     ages, mhs = rng.uniform(6.5, 10.1, 200), rng.uniform(-2.0, 0.3, 200)
     grid.isochrone(9.0, 0.0)
     times = []
-    for a, m in zip(ages, mhs):
+    for a, m in zip(ages, mhs, strict=True):
         t0 = time.perf_counter()
         grid.isochrone(a, m)
         times.append(time.perf_counter() - t0)

@@ -188,3 +188,184 @@ def test_get_client_bad_scheduler_env(monkeypatch):
     monkeypatch.setenv(parallel.SCHEDULER_ENV, "tcp://127.0.0.1:9")  # discard port: nothing listens
     with pytest.raises(ConnectionError, match="OCNB_DASK_SCHEDULER"):
         get_client(timeout="1s")
+
+
+# ---------------------------------------------------------------------------
+# Bad scheduler addresses: a clear error naming the address, never a hang
+# ---------------------------------------------------------------------------
+import socket  # noqa: E402
+import threading  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
+
+def _bounded(call, seconds: float = 30.0):
+    """Run ``call()`` in a thread; fail the test (instead of hanging the suite) if it is not done in time."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = call()
+        except BaseException as err:
+            box["error"] = err
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        pytest.fail(f"call still running after {seconds} s: it hangs")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    def do_GET(self):
+        try:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"dashboard")
+        except OSError:  # the probe hangs up after the status line
+            pass
+
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # a probe that hangs up early is expected
+        pass
+
+
+@pytest.fixture
+def http_server():
+    """A throwaway HTTP server on 127.0.0.1 (a stand-in for the dask dashboard), stopped after the test
+    and in any case after 60 s."""
+    server = _QuietServer(("127.0.0.1", 0), _Quiet)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    stopper = threading.Timer(60.0, server.shutdown)
+    stopper.daemon = True
+    stopper.start()
+    try:
+        yield f"tcp://127.0.0.1:{server.server_address[1]}"
+    finally:
+        stopper.cancel()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def raw_server():
+    """A TCP server on 127.0.0.1 that answers every connection with fixed bytes (or nothing) and
+    closes it after 5 s; it stops by itself after 60 s."""
+    servers = []
+
+    def start(reply: bytes):
+        sock = socket.create_server(("127.0.0.1", 0))
+        sock.settimeout(0.1)
+        stop = threading.Event()
+        deadline = time.monotonic() + 60.0
+
+        def serve():
+            held = []
+            while not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    continue
+                if reply:
+                    conn.sendall(reply)
+                held.append((conn, time.monotonic() + 5.0))
+                for c, t in list(held):
+                    if time.monotonic() > t:
+                        c.close()
+                        held.remove((c, t))
+            for c, _ in held:
+                c.close()
+            sock.close()
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        servers.append((stop, thread))
+        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for stop, thread in servers:
+        stop.set()
+        thread.join(5)
+
+
+def _closed_port() -> str:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = sock.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"  # nothing listens once the socket is closed
+
+
+# (id, make the address (fixtures passed in), regex, maximum seconds)
+BAD_SCHEDULERS = [
+    ("HTTP server (dashboard port)", lambda http, raw: http,
+     r"'tcp://127\.0\.0\.1:\d+' \(from \$OCNB_DASK_SCHEDULER\) is not a dask scheduler: it accepted the connection "
+     r"but sent no dask handshake within 1 s; it looks like an HTTP server \(a dask dashboard\?", 10),
+    ("server that greets with HTTP (the 3.07 EiB MemoryError)",
+     lambda http, raw: raw(b"HTTP/1.1 400 Bad Request\r\n\r\n"),
+     r"is not a dask scheduler: its first bytes are not a dask message; it looks like an HTTP server", 10),
+    ("silent server", lambda http, raw: raw(b""),
+     r"sent no dask handshake within 1 s; it looks like a server that sends nothing", 10),
+    ("binary garbage", lambda http, raw: raw(b"\xff" * 16), r"some other server \(it sent b'\\xff", 10),
+    ("closed port", lambda http, raw: _closed_port(),
+     r"could not connect to the dask scheduler at 'tcp://127\.0\.0\.1:\d+' \(from \$OCNB_DASK_SCHEDULER\): "
+     r"Connection refused", 10),
+    ("no port", lambda http, raw: "tcp://127.0.0.1",
+     r"'tcp://127\.0\.0\.1' \(from \$OCNB_DASK_SCHEDULER\) is not a dask scheduler address", 10),
+]
+
+
+@pytest.mark.parametrize("name,make,pattern,limit", BAD_SCHEDULERS, ids=[r[0] for r in BAD_SCHEDULERS])
+def test_bad_scheduler_address(monkeypatch, http_server, raw_server, name, make, pattern, limit):
+    from ocnb.errors import SchedulerConnectionError
+
+    address = make(http_server, raw_server)
+    monkeypatch.setenv(parallel.SCHEDULER_ENV, address)
+    t0 = time.monotonic()
+    with pytest.raises(SchedulerConnectionError, match=pattern) as info:
+        _bounded(lambda: get_client(timeout="1s"), seconds=limit + 20)
+    assert time.monotonic() - t0 < limit
+    assert isinstance(info.value, ConnectionError)
+
+
+def test_map_clusters_with_a_closed_scheduler_port(monkeypatch):
+    """map_clusters' implicit client (client=None, address from the environment) goes through the same check."""
+    from ocnb.errors import SchedulerConnectionError
+
+    monkeypatch.setenv(parallel.SCHEDULER_ENV, _closed_port())
+    with pytest.raises(SchedulerConnectionError, match="Connection refused"):
+        _bounded(lambda: map_clusters(slow_len, NAMES[:1]), seconds=60)
+
+
+def test_explicit_address_is_named_too(http_server):
+    from ocnb.errors import SchedulerConnectionError
+
+    with pytest.raises(SchedulerConnectionError, match=r"\(the address given\) is not a dask scheduler"):
+        _bounded(lambda: get_client(http_server, timeout=1), seconds=30)
+
+
+def test_real_dashboard_port_is_refused_clearly(monkeypatch):
+    """The QA case: OCNB_DASK_SCHEDULER pointing at a running dask dashboard (HTTP) instead of the scheduler."""
+    pytest.importorskip("bokeh")
+    from ocnb.errors import SchedulerConnectionError
+
+    c = get_client(n_workers=1, dashboard=True)
+    try:
+        port = c.scheduler_info()["services"]["dashboard"]
+        monkeypatch.setenv(parallel.SCHEDULER_ENV, f"tcp://127.0.0.1:{port}")
+        pattern = rf"'tcp://127\.0\.0\.1:{port}' .* looks like an HTTP server"
+        with pytest.raises(SchedulerConnectionError, match=pattern):
+            _bounded(lambda: get_client(timeout="1s"), seconds=30)
+        # the real scheduler address of the same cluster still works through the probe
+        monkeypatch.setenv(parallel.SCHEDULER_ENV, c.scheduler.address)
+        assert get_client() is c
+    finally:
+        c.shutdown()
+        c.close()

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from ocnb import photometry as P
+from ocnb.errors import PhotometryError, PhotometryRangeError
 
 ISO_CLUSTERS = ["M67", "Hyades", "Praesepe", "alpha Per", "Blanco 1", "Pleiades"]
 
@@ -115,9 +116,11 @@ def test_error_model_monotonic_in_magnitude():
         # the DPAC spline has real bumps for bright stars (window classes / gating up to G ≈ 13.6)
         lo = 14.0 if band in P.GAIA_BANDS else 4.0
         mag = np.linspace(lo, 21.0, 200)
-        sig = model.sigma(band, mag)
+        sig = model.sigma(band, mag, extrapolate=True)  # beyond S/N = 1 too (W4 ends at 9.9)
         assert np.all(np.isfinite(sig)) and np.all(sig > 0), band
         assert np.all(np.diff(sig) >= 0), band
+        inside = mag[mag <= model.faint_limit(band)]
+        np.testing.assert_array_equal(model.sigma(band, inside), sig[:inside.size])
     emp = P.PhotometricErrorModel(gaia="empirical")
     assert np.all(np.diff(emp.sigma("BP", np.linspace(5, 21, 100))) > 0)
     assert np.isnan(model.sigma("G", np.nan))
@@ -208,3 +211,109 @@ def test_parallax_error_matches_real_dr3(dr3_cones, almeida, random_dr3):
     assert P.parallax_error(15.0, release="EDR3") == P.parallax_error(15.0)
     with pytest.raises(ValueError, match="DR2"):
         P.parallax_error(15.0, release="DR2")
+
+
+# --- bad-input table -----------------------------------------------------------------
+# Each row: a call that the QA pass or a user could make -> the error type and a regex that the
+# message must match (it names the parameter, the value and the range/unit).
+def _model(**kw):
+    return P.PhotometricErrorModel(**kw)
+
+
+_MAGS = {"G": np.array([15.0, 16.0]), "BP": np.array([15.5, 16.6])}
+_TEFF = np.array([5000.0, 4500.0])
+BAD_INPUT = [
+    # extinction
+    ("extinguish a_v=-1", lambda: P.extinguish(_MAGS, _TEFF, a_v=-1.0, dist_mod=10.0),
+     PhotometryRangeError, r"a_v = -1 mag < 0: extinction cannot be negative"),
+    ("extinguish one negative a_v", lambda: P.extinguish(_MAGS, _TEFF, a_v=np.array([0.1, -0.2]), dist_mod=10.0),
+     PhotometryRangeError, r"a_v = -0.2 mag < 0"),
+    ("extinction_ratio a_v=-1", lambda: P.extinction_ratio("G", 5000.0, -1.0),
+     PhotometryRangeError, r"a_v = -1 mag < 0"),
+    ("extinguish NaN dist_mod", lambda: P.extinguish(_MAGS, _TEFF, a_v=0.1, dist_mod=np.nan),
+     PhotometryRangeError, r"dist_mod = nan mag is not a finite number"),
+    ("extinguish lower-case bands", lambda: P.extinguish({"g": _MAGS["G"]}, _TEFF, a_v=0.1, dist_mod=10.0),
+     PhotometryError, r"abs_mags has none of the bands .* \(keys: \['g'\]\)"),
+    ("NaN Teff", lambda: P.extinction_ratio("G", [5000.0, np.nan, np.nan], 1.0),
+     PhotometryRangeError, r"teff = nan \(and 1 more of 3 values\) K is not a finite number"),
+    ("NaN a_v", lambda: P.extinction_ratio("G", 5000.0, np.nan), PhotometryRangeError, r"a_v = nan mag"),
+    ("string Teff", lambda: P.extinction_ratio("G", "hot", 1.0), PhotometryError, r"teff must be a number .*'hot'"),
+    ("r_v = 0", lambda: P.extinction_ratio("G", 5000.0, 1.0, r_v=0.0), PhotometryRangeError, r"r_v = 0 must be > 0"),
+    ("Teff beyond dustapprox, on_range='raise'",
+     lambda: P.extinction_ratio("G", [2000.0, 5000.0], 1.0, on_range="raise"),
+     PhotometryRangeError, r"teff = 2000 K is outside the dustapprox G23 model's validity range 3500–50000 K"),
+    ("A_V beyond dustapprox, on_range='raise'", lambda: P.extinction_ratio("G", 5000.0, 25.0, on_range="raise"),
+     PhotometryRangeError, r"a_v = 25 mag is outside .* 0–20 mag"),
+    ("bad on_range", lambda: P.extinction_ratio("G", 5000.0, 1.0, on_range="ignore"),
+     PhotometryError, r"on_range must be 'clip' or 'raise'"),
+    ("unknown band", lambda: P.extinction_ratio("V", 5000.0, 1.0), PhotometryError, r"unknown band 'V'"),
+    ("lower-case band", lambda: P.extinction_ratio("bp", 5000.0, 1.0), PhotometryError,
+     r"unknown band 'bp' \(did you mean 'BP'\?\)"),
+    ("unknown law", lambda: P.extinction_ratio("G", 5000.0, 1.0, law="CCM89"), PhotometryError,
+     r"unknown extinction law 'CCM89'; choose one of \('G23', 'F99'\)"),
+    # photometric errors
+    ("sigma BP 30", lambda: _model().sigma("BP", 30.0), PhotometryRangeError,
+     r"BP = 30 mag is outside the DPAC-spline error model's validity range \(BP ≤ 23\.\d\d mag, .*S/N = 1\)"),
+    ("sigma J array beyond", lambda: _model().sigma("J", [12.0, 19.5, 25.0]), PhotometryRangeError,
+     r"J = 19.5 \(and 1 more of 3 values\) mag .* empirical 2MASS .* \(J ≤ 18\.\d\d mag"),
+    ("sigma empirical Gaia", lambda: _model(gaia="empirical").sigma("G", 30.0), PhotometryRangeError,
+     r"G = 30 mag .* empirical Gaia error model"),
+    ("add_noise beyond", lambda: _model().add_noise({"W4": np.array([8.0, 12.0])}, rng=0), PhotometryRangeError,
+     r"W4 = 12 mag .* empirical WISE"),
+    ("add_noise no bands", lambda: _model().add_noise({"g": np.array([8.0])}, rng=0), PhotometryError,
+     r"mags has none of the bands"),
+    ("sigma unknown band", lambda: _model().sigma("Gmag", 15.0), PhotometryError, r"unknown band 'Gmag'"),
+    ("n_obs = 0", lambda: _model(n_obs={"BP": 0}), PhotometryError,
+     r"n_obs\['BP'\] = 0: the number of Gaia observations must be a finite number ≥ 1"),
+    ("n_obs < 0", lambda: _model(n_obs={"G": -5}), PhotometryError, r"n_obs\['G'\] = -5"),
+    ("n_obs NaN", lambda: _model(n_obs={"RP": np.nan}), PhotometryError, r"n_obs\['RP'\] = nan"),
+    ("n_obs text", lambda: _model(n_obs={"RP": "many"}), PhotometryError, r"n_obs\['RP'\] = 'many' is not a number"),
+    ("n_obs for 2MASS", lambda: _model(n_obs={"J": 3}), PhotometryError, r"n_obs has band\(s\) \['J'\]"),
+    ("n_obs set to 0 later", lambda: _set_n_obs_zero().sigma("BP", 15.0), PhotometryError, r"n_obs\['BP'\] = 0"),
+    ("negative floor", lambda: _model(floor=-0.01), PhotometryError, r"floor = -0.01 mag must be ≥ 0"),
+    ("unknown Gaia model", lambda: _model(gaia="dr2"), PhotometryError, r"gaia must be 'spline' or 'empirical'"),
+    # parallax errors
+    ("parallax_error G=60", lambda: P.parallax_error(60.0), PhotometryRangeError,
+     r"G = 60 mag is outside the parallax-error model's validity range \(G ≤ 21.5 mag"),
+    ("parallax_error array", lambda: P.parallax_error([15.0, 22.0]), PhotometryRangeError, r"G = 22 mag"),
+    ("parallax_error DR2", lambda: P.parallax_error(15.0, release="DR2"), PhotometryError, r"release 'DR2'"),
+]
+
+
+def _set_n_obs_zero():
+    model = P.PhotometricErrorModel()
+    model.n_obs["BP"] = 0  # the attribute is public: checked where it is used, too
+    return model
+
+
+@pytest.mark.parametrize("name,call,error,pattern", BAD_INPUT, ids=[r[0] for r in BAD_INPUT])
+def test_bad_input_table(name, call, error, pattern):
+    with pytest.raises(error, match=pattern) as info:
+        call()
+    assert isinstance(info.value, ValueError)  # ocnb's photometry errors stay ValueErrors for old callers
+
+
+# Documented clips and explicit opt-ins: rows whose outcome is a value, with the rule it follows.
+def test_documented_clips_and_flags():
+    model = P.PhotometricErrorModel()
+    # Teff / A_V outside dustapprox's range: evaluated at the nearest end (documented clip)
+    assert P.extinction_ratio("G", 2000.0, 1.0) == P.extinction_ratio("G", 3500.0, 1.0)
+    assert P.extinction_ratio("G", 5000.0, 25.0) == P.extinction_ratio("G", 5000.0, 20.0)
+    # A_V = 0 is exact, not an extrapolation, also with on_range="raise"
+    assert P.extinction_ratio("G", 5000.0, 0.0, on_range="raise") == P.extinction_ratio("G", 5000.0, 0.0)
+    # brighter than the spline: the bright-end value (saturation not modelled)
+    assert model.sigma("G", 1.0) == model.sigma("G", 4.01667)
+    # NaN magnitudes: NaN σ, no error (missing photometry stays missing)
+    assert np.isnan(model.sigma("BP", np.nan)) and np.isnan(P.parallax_error(np.nan))
+    # explicit opt-in: the old extrapolation, unchanged
+    assert model.sigma("BP", 30.0, extrapolate=True) == pytest.approx(465.73, rel=1e-3)
+    assert P.parallax_error(60.0, extrapolate=True) == pytest.approx(7.568e22, rel=1e-3)
+    # the validity limit is where σ reaches S/N = 1, just inside it σ is returned
+    lim = model.faint_limit("BP")
+    assert 23.0 < lim < 24.0
+    assert model.sigma("BP", lim - 0.01) < P.SIGMA_MAX
+    with pytest.raises(PhotometryRangeError):
+        model.sigma("BP", lim + 0.01)
+    # n_obs scales the limit: more observations, fainter limit
+    assert P.PhotometricErrorModel(n_obs={"BP": 200}).faint_limit("BP") > lim
+    assert P.parallax_error(21.5) == P.parallax_error(21.5, extrapolate=True)

@@ -36,7 +36,7 @@ def test_nan_photometry_raise_and_drop(m67_iso):
     assert len(out) == 1516 and out.attrs["n_dropped_nan"] == 2
     with pytest.raises(MemberTableError, match="only 1516 star"):
         validate_members(m67_iso, nan="drop", min_stars=1517)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="nan must be 'raise' or 'drop'"):
         validate_members(m67_iso, nan="fill")
 
 
@@ -139,3 +139,74 @@ def test_cluster_checks(m67):
     with pytest.raises(MemberTableError, match="cluster column holds"):
         validate_members(ok, cluster="Pleiades")
     assert validate_members(ok.drop(columns="cluster"), cluster="ngc2682")["cluster"].iloc[0] == "NGC 2682"
+
+
+# ---------------------------------------------------------------------------
+# Bad-input table: a broken member table -> MemberTableError whose message names the column, the
+# median value and the probable mistake.
+# ---------------------------------------------------------------------------
+def _m67_ok():
+    return ds.load_members("M67", source="dr3_cone").dropna(subset=["phot_bp_mean_mag"])
+
+
+def _scaled(factor, frame=None):
+    frame = _m67_ok() if frame is None else frame
+    return frame.assign(parallax=frame["parallax"] * factor)
+
+
+def _some_negative(frac):
+    t = _m67_ok()
+    n = round(frac * len(t))
+    plx = t["parallax"].to_numpy().copy()
+    plx[:n] = -np.abs(plx[:n])
+    return t.assign(parallax=plx)
+
+
+BAD_TABLES = [
+    ("empty table", lambda: _m67_ok().iloc[:0], {}, r"member table is empty \(0 rows; columns \['source_id'"),
+    ("empty, no columns", lambda: pd.DataFrame(), {}, r"member table is empty \(0 rows"),
+    ("no row left after nan='drop'", lambda: _m67_ok().assign(phot_g_mean_mag=np.nan), {"nan": "drop"},
+     r"no star left after dropping the 1187 row\(s\) with NaN/inf in required columns \(phot_g_mean_mag \(1187\)\)"),
+    ("all parallaxes negative", lambda: _scaled(-1.0), {},
+     r"parallax: 1187 of 1187 values are negative \(median -1\.149 mas\).*sign flipped"),
+    ("95 % negative", lambda: _some_negative(0.95), {}, r"parallax: 1128 of 1187 values are negative"),
+    ("100x too large", lambda: _scaled(100.0), {},
+     r"parallax looks too large \(median 114\.9 mas, i\.e\. 8\.7 pc\): with it 98% of the 1186 members with G and "
+     r"BP−RP would lie more than 3 mag below the main sequence"),
+    ("100x too large, distant cluster", lambda: _scaled(100.0, ds.load_members("NGC 2243")), {},
+     r"parallax looks too large \(median 25\.\d+ mas"),
+    ("100x, cluster named, no colours",
+     lambda: _scaled(100.0)[["source_id", "phot_g_mean_mag", "parallax"]], {"cluster": "M67", "require": ("parallax",)},
+     r"parallax: the members' median 114\.9 mas is 99\.\d× the catalogue parallax of NGC 2682 \(1\.15 mas"),
+    ("10x, cluster named", lambda: _scaled(10.0), {"cluster": "M67"},
+     r"median 11\.49 mas is 9\.99× the catalogue parallax of NGC 2682"),
+    ("µas", lambda: _scaled(1000.0), {}, r"parallax looks like µas, not mas \(median \|parallax\| = 1149"),
+    ("arcsec", lambda: _scaled(1e-3), {},
+     r"parallax looks like arcsec or deg, not mas \(median \|parallax\| = 0\.00115"),
+]
+
+
+@pytest.mark.parametrize("name,make,kwargs,pattern", BAD_TABLES, ids=[r[0] for r in BAD_TABLES])
+def test_bad_table(name, make, kwargs, pattern):
+    with pytest.raises(MemberTableError, match=pattern):
+        validate_members(make(), **kwargs)
+
+
+def test_parallax_checks_can_be_switched_off_and_keep_real_tables():
+    assert len(validate_members(_scaled(100.0), check_parallax=False)) == 1187
+    # A distant cluster's noisy parallaxes (NGC 2243, ~4 kpc) with a third made negative is still valid.
+    far = ds.load_members("NGC 2243")
+    plx = far["parallax"].to_numpy().copy()
+    plx[: len(plx) // 3] *= -1
+    assert len(validate_members(far.assign(parallax=plx))) == len(far)
+
+
+SHIPPED = [tuple(r) for r in ds.list_member_clusters()[["cluster", "source"]].to_numpy()]
+
+
+@pytest.mark.parametrize("cluster,source", SHIPPED, ids=lambda v: str(v))
+def test_every_shipped_member_table_passes(cluster, source):
+    """No false alarm: every shipped member list, in mas and named, passes the parallax checks."""
+    table = ds.load_members(cluster, source=source)
+    out = validate_members(table, cluster=cluster, nan="drop")
+    assert len(out) >= 1

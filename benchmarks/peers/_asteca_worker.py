@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     t_load = time.perf_counter()
     obs = pd.read_csv(args.members)
 
-    np.random.seed(args.seed)  # pyABC draws from numpy's global generator
+    np.random.seed(args.seed)  # noqa: NPY002 - pyABC draws from numpy's global generator
     tf0 = time.perf_counter()
     cluster = asteca.Cluster(
         mag=obs["G"].to_numpy(float),
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     out = {
         "status": "ok",
         "seed": args.seed,
-        "n_stars": int(len(obs)),
+        "n_stars": len(obs),
         "max_mass": args.max_mass,
         "p16": {},
         "p50": {},

@@ -20,6 +20,7 @@ to the data home unless ``--out`` / ``--results-md`` are given. See ``benchmarks
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -108,9 +109,7 @@ def python_candidates(env=None) -> list[str]:
             out.append(p)
     pyenv = Path(env.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
     if pyenv.is_dir():
-        for d in sorted(pyenv.iterdir(), reverse=True):
-            if d.name.startswith("3."):
-                out.append(str(d / "bin" / "python"))
+        out.extend(str(d / "bin" / "python") for d in sorted(pyenv.iterdir(), reverse=True) if d.name.startswith("3."))
     for folder in ("/usr/local/bin", "/usr/bin", "/opt/homebrew/bin"):
         out += [f"{folder}/python3.{m}" for m in minors]
     seen, uniq = set(), []
@@ -684,10 +683,8 @@ def ocnb_versions() -> dict:
 
     v = {"ocnb": ocnb.__version__, "python": platform.python_version(), "numpy": numpy.__version__}
     for mod in ("keras", "tensorflow"):
-        try:
+        with contextlib.suppress(Exception):  # a missing or broken optional package: no version recorded
             v[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 - a version string is all we want
-            pass
     return v
 
 
@@ -752,6 +749,7 @@ def main(argv=None) -> int:
     if args.ocnb_one:
         return ocnb_one(args.ocnb_one, args.source, args.bands, args.preset)
     t_run = time.perf_counter()
+    from benchmarks.peers import report
     from ocnb.cmd_ann import peers
     from ocnb.config import data_home
 
@@ -890,7 +888,7 @@ def main(argv=None) -> int:
     _atomic_write(out, json.dumps(_finite(results), indent=1, allow_nan=False, default=_json_default) + "\n")
     log(f"wrote {out}")
     if md and md.lower() != "none":
-        peers.update_results_md(md, peers.results_markdown(results))
+        report.update_results_md(md, report.results_markdown(results))
         log(f"updated the peer section of {md}")
     s = results["summary"]
     for k in PARAMS:

