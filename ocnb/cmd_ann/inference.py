@@ -2,9 +2,12 @@
 
 :func:`train_default` simulates SIMULATED PARSEC clusters (:func:`simulate_clusters`),
 freezes the QuadTree standardisation (:class:`QuadTreeFeatures`), trains the batched
-:class:`ANNEnsemble` of a preset and caches the whole bundle (:class:`CavalloModel`) in the
-data home. :func:`estimate` applies it to a real member table and returns a
-:class:`ClusterEstimate` with percentiles, fit quality μ_dist (Sect. 3.4) and flags.
+:class:`ANNEnsemble` of a preset (with a progress bar over the epochs; the same seed gives the
+same model) and caches the whole model (:class:`CavalloModel`: QuadTree constants, ensemble and
+calibration) in the data home as ONE :mod:`ocnb.store` bundle with one manifest, so a crash
+during a save can never pair new weights with an old calibration. :func:`estimate` applies it
+to a real member table and returns a :class:`ClusterEstimate` with percentiles, fit quality
+μ_dist (Sect. 3.4) and flags.
 
 Quality classes (gold/silver/bronze/wood) are defined in the paper relative to the μ_dist
 distribution of all 6413 observed clusters. We ship only a few dozen member tables, so the
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -26,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cache import CorruptCacheError, atomic_write_bytes, sha256_bytes
+from .. import diagnostics, store
+from ..cache import sha256_bytes
 from ..config import fast_mode
 from ..errors import MemberTableError
 from .ensemble import LABELS, PRESETS, ANNEnsemble, EnsemblePrediction, coverage, model_dir
@@ -53,6 +56,12 @@ __all__ = [
 
 QUALITY_NAMES = ("gold", "silver", "bronze", "wood")
 _VERSION = "cavallo-bundle/1"
+#: ``kind`` of a CavalloModel in :mod:`ocnb.store` (one bundle: features + ensemble + calibration meta).
+STORE_KIND = "ocnb.cmd_ann.CavalloModel"
+STORE_KIND_VERSION = 1
+#: Largest gap (s) between a legacy bundle's ``meta["fit_s"]`` and its ensemble's ``fit_time_s``: both
+#: time the same ``fit`` call, so a larger gap means the two files come from different trainings.
+_LEGACY_FIT_TIME_TOLERANCE_S = 0.25
 
 
 # ---------------------------------------------------------------------------
@@ -169,29 +178,78 @@ class CavalloModel:
         """Coverage of the 16–84 interval and residuals on held-out SIMULATED clusters."""
         return pd.DataFrame(self.meta["coverage"])
 
-    def save(self, folder) -> Path:
-        folder = Path(folder)
-        self.ensemble.save(folder / "ensemble")
+    def to_files(self) -> dict[str, bytes]:
+        """The model as files: ``bundle.json`` (preset, bands, QuadTree constants, meta with the
+        calibration) and the ensemble's files under ``ensemble/``."""
         doc = {"format": _VERSION, "preset": self.preset, "bands": self.bands,
                "features": self.features.to_dict(), "meta": self.meta}
-        data = json.dumps(doc, sort_keys=True, default=_json_default).encode()
-        atomic_write_bytes(folder / "bundle.json", data)
-        atomic_write_bytes(folder / "bundle.json.sha256", (sha256_bytes(data) + "\n").encode())
+        files = {"bundle.json": json.dumps(doc, sort_keys=True, default=_json_default).encode()}
+        files.update({f"ensemble/{name}": data for name, data in self.ensemble.to_files().items()})
+        return files
+
+    def save(self, folder) -> Path:
+        """Save as ONE :mod:`ocnb.store` bundle (one manifest for features, ensemble and calibration).
+
+        A crash at any point leaves the previous complete model or the new complete one, never a
+        mix of new weights and old calibration.
+        """
+        folder = Path(folder)
+        store.save_bundle(folder, self.to_files(), kind=STORE_KIND, kind_version=STORE_KIND_VERSION,
+                          meta={"preset": self.preset, "bands": self.bands, "n_members": self.ensemble.n_members,
+                                "n_train": self.meta.get("n_train"), "seed": self.meta.get("seed")})
         return folder
 
     @classmethod
-    def load(cls, folder) -> "CavalloModel":
-        folder = Path(folder)
-        data = (folder / "bundle.json").read_bytes()
-        side = folder / "bundle.json.sha256"
-        if not side.exists() or side.read_text().strip() != sha256_bytes(data):
-            raise CorruptCacheError(f"{folder / 'bundle.json'} fails its checksum; not using it")
-        doc = json.loads(data)
-        if doc.get("format") != _VERSION:
-            raise CorruptCacheError(f"{folder} holds format {doc.get('format')!r}, expected {_VERSION!r}")
-        return cls(features=QuadTreeFeatures.from_dict(doc["features"]),
-                   ensemble=ANNEnsemble.load(folder / "ensemble"),
-                   preset=doc["preset"], bands=doc["bands"], meta=doc["meta"])
+    def from_bundle(cls, bundle: store.Bundle) -> CavalloModel:
+        """Rebuild a model from a verified bundle (new store layout or a pre-store folder)."""
+        doc = bundle.json("bundle.json")
+        if not isinstance(doc, dict) or doc.get("format") != _VERSION:
+            got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+            raise store.BundleError(f"model bundle {bundle.folder} holds format {got!r}, expected {_VERSION!r}",
+                                    bundle.folder, "outdated")
+        ensemble = ANNEnsemble.from_bundle(bundle.sub("ensemble"))
+        try:
+            features = QuadTreeFeatures.from_dict(doc["features"])
+            model = cls(features=features, ensemble=ensemble, preset=doc["preset"], bands=doc["bands"],
+                        meta=doc["meta"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise store.BundleError(f"model bundle {bundle.folder}: bundle.json is unusable ({err!r})",
+                                    bundle.folder, "corrupt") from None
+        if model.preset not in PRESETS:
+            raise store.BundleError(f"model bundle {bundle.folder}: unknown preset {model.preset!r}",
+                                    bundle.folder, "corrupt")
+        if ensemble.n_inputs_ != features.n_features:
+            raise store.BundleError(f"model bundle {bundle.folder} is mixed: the ensemble takes {ensemble.n_inputs_} "
+                                    f"inputs, the QuadTree features give {features.n_features}", bundle.folder,
+                                    "mixed")
+        if bundle.legacy:
+            # The old layout wrote ensemble/ and bundle.json separately, with no record tying them
+            # together; both time the same fit() call, so disagreeing times reveal a mixed bundle.
+            fit_s, fit_time = model.meta.get("fit_s"), ensemble.fit_time_
+            if fit_s is not None and fit_time is not None and abs(float(fit_s) - float(fit_time)) > \
+                    _LEGACY_FIT_TIME_TOLERANCE_S:
+                raise store.BundleError(
+                    f"model bundle {bundle.folder} is mixed: bundle.json records a {float(fit_s):.2f} s fit, "
+                    f"ensemble/config.json a {float(fit_time):.2f} s one (files of two different trainings)",
+                    bundle.folder, "mixed")
+        return model
+
+    @classmethod
+    def load(cls, folder) -> CavalloModel:
+        """Load a model saved by :meth:`save` (or by ocnb before the store), verifying every file.
+
+        Raises
+        ------
+        ocnb.store.BundleNotFoundError
+            Nothing saved at ``folder`` (a ``FileNotFoundError``).
+        ocnb.store.BundleError
+            A partial, mixed, corrupted or outdated bundle (a ``CorruptCacheError``), never used.
+        """
+        bundle = store.load_bundle(folder)
+        if not bundle.legacy and bundle.kind != STORE_KIND:
+            raise store.BundleError(f"model bundle {folder} holds {bundle.kind!r}, not a CavalloModel",
+                                    bundle.folder, "outdated")
+        return cls.from_bundle(bundle)
 
 
 def _json_default(obj):
@@ -217,47 +275,29 @@ def calibrate(model: CavalloModel, n: int | None = None, seed: int | None = None
     Ensemble members agree more than their errors warrant (their spread ignores the shared
     bias of the training set), so the raw 16–84 interval covers the truth far less than 68 %.
     For each label, the factor f is the 68th percentile of |truth − p50| / (half-width on the
-    truth's side) over a fresh simulated calibration set; calibrated bounds are
-    p50 ∓ f·(p50 − p16, p84 − p50). Stored in ``model.meta["calibration"]``.
+    truth's side) over a fresh simulated calibration set (:func:`ocnb.diagnostics.calibration_factors`);
+    calibrated bounds are p50 ∓ f·(p50 − p16, p84 − p50). Stored in ``model.meta["calibration"]``.
     """
     p = PRESETS[model.preset]
     n = n or p["n_test"]
     seed = (model.meta.get("seed", 0) + 30_011) if seed is None else seed
     cal = simulate_clusters(n, seed=seed, progress=False, mass_function=model.mass_function)
     pred = model.predict(model.features.transform(cal))
-    p16, p50, p84 = pred.quantile(16), pred.quantile(50), pred.quantile(84)
-    factors = {}
-    for k in LABELS:
-        truth = cal.labels[k].to_numpy()
-        half = np.where(truth >= p50[k], p84[k] - p50[k], p50[k] - p16[k])
-        ratio = np.abs(truth - p50[k].to_numpy()) / np.maximum(half, 1e-6)
-        factors[k] = float(np.quantile(ratio, 0.68))
+    factors = diagnostics.calibration_factors(pred, cal.labels[list(LABELS)], level=0.68, lower=16, upper=84)
     model.meta["calibration"] = {"factors": factors, "n": n, "seed": seed}
     return factors
 
 
 def calibrated_interval(model: CavalloModel, pred: EnsemblePrediction) -> dict:
     """Calibrated (p16, p84) frames of a prediction (see :func:`calibrate`)."""
-    f = model.meta["calibration"]["factors"]
-    p16, p50, p84 = pred.quantile(16), pred.quantile(50), pred.quantile(84)
-    lo = p50 - (p50 - p16) * pd.Series(f)[p50.columns]
-    hi = p50 + (p84 - p50) * pd.Series(f)[p50.columns]
-    return {16: lo, 50: p50, 84: hi}
+    return diagnostics.calibrated_interval(pred, model.meta["calibration"]["factors"], 16, 84)
 
 
 def calibrated_coverage(model: CavalloModel, test_set: SyntheticClusters) -> pd.DataFrame:
     """Coverage of the raw and the calibrated 16–84 intervals on held-out SIMULATED clusters."""
     pred = model.predict(model.features.transform(test_set))
-    cal = calibrated_interval(model, pred)
-    raw16, raw84 = pred.quantile(16), pred.quantile(84)
-    rows = []
-    for k in LABELS:
-        t = test_set.labels[k].to_numpy()
-        rows.append({"label": k, "nominal": 0.68,
-                     "raw": float(np.mean((t >= raw16[k]) & (t <= raw84[k]))),
-                     "calibrated": float(np.mean((t >= cal[16][k]) & (t <= cal[84][k]))),
-                     "factor": model.meta["calibration"]["factors"][k]})
-    return pd.DataFrame(rows).set_index("label")
+    return diagnostics.calibrated_coverage(pred, test_set.labels[list(LABELS)],
+                                           model.meta["calibration"]["factors"], 16, 84)
 
 
 @functools.lru_cache(maxsize=1)
@@ -267,7 +307,8 @@ def _default_training_set(n: int, seed: int, mass_function: str) -> SyntheticClu
 
 
 def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0, refit: bool = False,
-                  train_set: SyntheticClusters | None = None, verbose: int = 0) -> CavalloModel:
+                  train_set: SyntheticClusters | None = None, verbose: int = 0,
+                  progress: bool | None = None) -> CavalloModel:
     """Train (or reload from the data home) the Cavallo estimator of a preset.
 
     Parameters
@@ -283,12 +324,20 @@ def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0
     train_set : SyntheticClusters, optional
         Reuse an existing simulation (e.g. to train the multi-band and Gaia-only models on
         the same clusters); by default ``PRESETS[preset]["n_clusters"]`` are simulated.
+    verbose : int
+        Passed to :meth:`ANNEnsemble.fit`.
+    progress : bool, optional
+        Progress bar over the training epochs (loss, val-loss, ETA); default on unless
+        ``OCNB_PROGRESS=0``.
 
     Returns
     -------
     CavalloModel
-        Cached under ``data_home()/models/cavallo-<preset>-<bands>-s<seed>``; a corrupted cache
-        is reported and retrained, never used.
+        Cached as one :mod:`ocnb.store` bundle under
+        ``data_home()/models/cmd_ann/cavallo-<preset>-<bands>-s<seed>-<hash>``; a partial, mixed or
+        corrupted cache is reported (``RuntimeWarning``) and retrained, never used. A bundle saved
+        before the store existed is loaded (verified by its old checksums) and re-saved in the new
+        layout. The same seed gives the same model (deterministic training).
     """
     preset = preset or ("fast" if fast_mode() else "laptop")
     if preset not in PRESETS:
@@ -300,19 +349,32 @@ def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0
     settings = json.dumps(p, sort_keys=True, default=str).encode()
     tag = f"cavallo-{preset}-{bands}-s{seed}-{sha256_bytes(settings)[:8]}"
     if train_set is not None:
-        tag += "-" + sha256_bytes(train_set.labels.to_numpy().tobytes())[:12]
+        tag += "-" + sha256_bytes(train_set.labels.select_dtypes("number").to_numpy().tobytes())[:12]
     folder = model_dir(tag)
-    if not refit and (folder / "bundle.json").exists():
-        try:
-            model = CavalloModel.load(folder)
-            if "calibration" not in model.meta:  # bundles saved before calibration existed
-                calibrate(model)
-                model.save(folder)
-            return model
-        except (CorruptCacheError, FileNotFoundError, KeyError, ValueError) as err:
-            warnings.warn(f"cached model {folder} unusable ({err}); retraining", RuntimeWarning, stacklevel=2)
-            shutil.rmtree(folder, ignore_errors=True)
 
+    def load(path: Path) -> CavalloModel:
+        bundle = store.load_bundle(path)
+        if not bundle.legacy and bundle.kind != STORE_KIND:
+            raise store.BundleError(f"model bundle {path} holds {bundle.kind!r}, not a CavalloModel", path,
+                                    "outdated")
+        model = CavalloModel.from_bundle(bundle)
+        if "calibration" not in model.meta:  # bundles saved before calibration existed
+            calibrate(model)
+            model.save(path)
+        elif bundle.legacy:  # migrate to the store layout: one manifest from now on
+            model.save(path)
+        return model
+
+    def build() -> CavalloModel:
+        return _train(preset, bands, seed, train_set, verbose, progress)
+
+    return store.load_or_build(folder, build, load, lambda model, path: model.save(path), refit=refit,
+                               what="cached model")
+
+
+def _train(preset: str, bands: str, seed: int, train_set: SyntheticClusters | None, verbose: int,
+           progress: bool | None) -> CavalloModel:
+    p = PRESETS[preset]
     t0 = time.perf_counter()
     mf = p.get("mass_function", "salpeter")
     train = train_set if train_set is not None else _default_training_set(p["n_clusters"], seed, mf)
@@ -321,7 +383,7 @@ def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0
     X = feats.transform(train)
     ens = ANNEnsemble.from_preset(preset, seed=seed)
     t1 = time.perf_counter()
-    ens.fit(X, train.labels[list(LABELS)], verbose=verbose)
+    ens.fit(X, train.labels[list(LABELS)], verbose=verbose, progress=progress)
     t_fit = time.perf_counter() - t1
 
     # Held-out SIMULATED clusters: calibration (clean) and the μ_dist reference (imperfect).
@@ -347,7 +409,6 @@ def train_default(preset: str | None = None, bands: str = "multi", seed: int = 0
     }
     model = CavalloModel(feats, ens, preset, bands, meta)
     calibrate(model)
-    model.save(folder)
     return model
 
 
@@ -433,7 +494,7 @@ class ClusterEstimate:
 
     def panel(self):
         """Isochrone overlay panel started at the p50 solution (see :class:`ocnb.panels.IsochronePanel`)."""
-        from ..panels import EnsembleIsochronePanel
+        from .panels import EnsembleIsochronePanel
 
         return EnsembleIsochronePanel(self)
 
@@ -619,11 +680,11 @@ def literature_comparison(ours: pd.DataFrame, catalogs=("HUNT2023", "CAVALLO2024
         if not np.isfinite(r.get("log_age_50", np.nan)):
             continue
         lit = literature_parameters(r["name"], catalogs=catalogs)
-        for _, l in lit.iterrows():
-            row = {"name": r["name"], "catalog": l["catalog"]}
+        for _, lit_row in lit.iterrows():
+            row = {"name": r["name"], "catalog": lit_row["catalog"]}
             for k in LABELS:
                 row[f"{k}_ours"] = r[f"{k}_50"]
-                row[f"{k}_lit"] = l.get(k, np.nan)
+                row[f"{k}_lit"] = lit_row.get(k, np.nan)
                 row[f"d_{k}"] = row[f"{k}_ours"] - row[f"{k}_lit"]
             rows.append(row)
     return pd.DataFrame(rows)
