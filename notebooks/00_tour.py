@@ -86,18 +86,22 @@ iso = grid.isochrone(log_age=9.55, mh=0.0)
 app = iso.apparent(dist_mod=5 * np.log10(864) - 5, a_v=0.11)
 
 fig, ax = plt.subplots(figsize=(4.5, 5))
-ax.scatter(m67.phot_bp_mean_mag - m67.phot_rp_mean_mag, m67.phot_g_mean_mag, s=3, c="0.4", label=f"M67 members ({len(m67)})")
+ax.scatter(m67.phot_bp_mean_mag - m67.phot_rp_mean_mag, m67.phot_g_mean_mag, s=3, c="0.4",
+           label=f"M67 members ({len(m67)})")
 ax.plot(app["BP"] - app["RP"], app["G"], c="C3", lw=1.5, label="PARSEC, log age 9.55, [M/H] 0")
-ax.invert_yaxis(); ax.set_xlabel("BP − RP [mag]"); ax.set_ylabel("G [mag]"); ax.legend(fontsize=8)
-ax.set_xlim(0.3, 2.5); ax.set_ylim(19, 9);
+ax.set(xlabel="BP − RP [mag]", ylabel="G [mag]", xlim=(0.3, 2.5), ylim=(19, 9))  # ylim high→low: bright on top
+ax.legend(fontsize=8);
 
 # %% [markdown]
 # ## 4. The isochrone overlay panel
 #
-# Pick a cluster; its real Gaia CMD (and 2MASS CMD where the members have it) appears with a PARSEC isochrone. The
-# sliders set log age, [M/H], A_V and the true distance modulus; the isochrone is recomputed and reddened with
-# Teff-dependent extinction as you move them. The buttons load the published solutions (the catalogues give no
-# [M/H] except Dias 2021; solar is used otherwise).
+# Pick a cluster (common names such as M67, the Pleiades, the Hyades or Praesepe are shown beside the catalogue
+# names) and one of its shipped member lists (the largest by default; the multi-band `iso` lists carry 2MASS). Its
+# real Gaia CMD appears with a PARSEC isochrone, and the 2MASS CMD where the list has 2MASS photometry (otherwise
+# the plot says so). The sliders set log age, [M/H], A_V and the true distance modulus; the isochrone is recomputed
+# and reddened with Teff-dependent extinction as you move them, and the axes follow the members. The buttons load
+# the published solutions (the catalogues give no [M/H] except Dias 2021; solar is used otherwise); the active one
+# is highlighted and named in the info line, which says "modified" once you move a slider.
 
 # %%
 explorer = panels.ClusterExplorer(start="M67", grid=grid)
@@ -115,6 +119,7 @@ explorer.literature()
 
 # %%
 import pandas as pd
+
 
 def summary(name):
     m = datasets.load_members(name)

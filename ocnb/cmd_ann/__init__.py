@@ -8,9 +8,11 @@ Sub-modules, one concern each (names are re-exported here and imported on first 
 ``ensemble``   the ANN ensemble as one batched Keras model (Sects. 3.2–3.4): :class:`ANNEnsemble`
 ``inference``  trained bundles and real clusters: :func:`train_default`, :func:`estimate`,
                :func:`quality_class`, :func:`mu_dist`
-``gradient``   PyMC errors-in-variables fits (Sect. 5): :func:`fit_metallicity_gradient`
+``gradient``   Table 2 data and fits (Sect. 5) with :mod:`ocnb.stats`: :func:`fit_metallicity_gradient`
 ``galactic``   Galactic positions and maps (Sect. 5.3)
 ``tsne``       openTSNE embedding of synthetic vs observed features (Sect. 2.3)
+``panels``     the notebook's panels on :class:`ocnb.panels.Panel`: :class:`QuadTreeInspector`,
+               :class:`EnsembleIsochronePanel`, :class:`TSNEExplorer`, :class:`GradientPanel`
 
 Spec: ``shared/specs/cmd_quadtree_ann.md``; notebook: ``notebooks/01_cmd_quadtree_ann.ipynb``.
 """
@@ -20,7 +22,8 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "simulate": ["LABELS", "TABLE1_PRIORS", "SyntheticClusters", "simulate_clusters", "isochrone_lattice"],
+    "simulate": ["LABELS", "TABLE1_PRIORS", "TABLE1_FEH_CLIP", "SyntheticClusters", "simulate_clusters",
+                 "isochrone_lattice"],
     "features": ["QuadTreeFeatures", "quadtree_cuts", "quadtree_batch", "cmd_arrays", "CMD_AXES"],
     "ensemble": ["ANNEnsemble", "BatchedDense", "EnsemblePrediction", "PRESETS", "build_ensemble_model",
                  "build_single_model", "coverage", "coverage_curve", "plot_coverage", "residual_table", "tune"],
@@ -28,12 +31,13 @@ _EXPORTS = {
                  "estimate_many", "mu_dist", "quality_class", "literature_comparison", "compare_models",
                   "real_cluster_check", "LITERATURE_TOLERANCE", "calibrate",
                   "calibrated_interval", "calibrated_coverage"],
-    "gradient": ["TABLE2", "GradientFit", "GradientPanel", "gradient_model", "fit_metallicity_gradient",
+    "gradient": ["TABLE2", "GradientFit", "gradient_model", "fit_metallicity_gradient",
                  "table2_selection", "spectroscopic_comparison", "fit_line"],
     "galactic": ["galactocentric", "rgc_with_errors", "galactic_sample", "plot_xy_age_bins", "plot_z_histograms",
                  "age_bin_counts"],
-    "tsne": ["embed_features", "TSNEResult", "TSNEExplorer", "observed_features", "plot_quadtree",
-             "quadtree_segments"],
+    "tsne": ["embed_features", "TSNEResult", "observed_features"],
+    "panels": ["GradientPanel", "TSNEExplorer", "QuadTreeInspector", "EnsembleIsochronePanel", "plot_quadtree",
+               "quadtree_segments"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -32,6 +32,7 @@ Pieces
                            cluster's CMD with its QuadTree partition
 :func:`quadtree_segments`  the QuadTree partition lines of one CMD (same tree as
                            :func:`ocnb.cmd_ann.features.quadtree_cuts`); :func:`plot_quadtree` draws them
+                           (both defined in :mod:`ocnb.cmd_ann.panels`, with the explorer)
 
 Everything about synthetic clusters here is SIMULATED data.
 """
@@ -40,13 +41,16 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .features import G_MAX, _n_nodes, cmd_arrays, n_quadtree_features, walk_quadtree
+from .features import n_quadtree_features
+
+# The QuadTree lines and the explorer are views: they live in .panels (which never imports this module).
+from .panels import DEFAULT_PERPLEXITIES, TSNEExplorer, plot_quadtree, quadtree_segments
 
 __all__ = [
     "DEFAULT_PERPLEXITIES",
@@ -59,125 +63,7 @@ __all__ = [
     "quadtree_segments",
 ]
 
-#: Perplexities offered by the explorer (spec §7: 30 by default, re-run at 10, 50, 100).
-DEFAULT_PERPLEXITIES = (10, 30, 50, 100)
 _LABEL_COLS = ("dist_mod", "log_age", "feh", "a_v")
-_LEVEL_STYLE = {1: ("#d62728", 2.0), 2: ("#ff7f0e", 1.3), 3: ("#1f77b4", 0.8)}
-
-
-# ---------------------------------------------------------------------------
-# QuadTree partition lines
-# ---------------------------------------------------------------------------
-def quadtree_segments(x, y, levels: int = 3, bounds: Sequence[float] | None = None) -> pd.DataFrame:
-    """The QuadTree partition of one CMD as line segments, one per feature.
-
-    The tree is the one of :func:`ocnb.cmd_ann.features.quadtree_cuts` (same
-    halving, ties, empty-cell anchors and output order), so row ``i`` belongs
-    to feature ``i`` and ``value`` equals ``quadtree_cuts(x, y, levels)[i]``.
-    Each node's x-cut is a vertical segment across the node's cell; each half's
-    y-cut a horizontal segment across that half. The root cell is ``bounds``
-    (default: the points' bounding box); a child's cell is its quarter of the
-    parent's cell. Median cuts are linear in the coordinates, so the lines of
-    un-standardised (BP−RP, G) equal the standardised features times the
-    scales, up to rounding. Used by the t-SNE explorer and
-    :class:`ocnb.panels.QuadTreeInspector`.
-
-    Parameters
-    ----------
-    x, y : array_like
-        Colour and magnitude of the stars (finite), in any units.
-    levels : int
-        Tree depth (3 → 63 segments).
-    bounds : (x_min, x_max, y_min, y_max), optional
-        Root cell.
-
-    Returns
-    -------
-    DataFrame
-        One row per feature, in feature order: ``feature`` (0 … 62),
-        ``axis`` ("x" = vertical line, "y" = horizontal line), ``level``
-        (1 … levels), ``node`` (index within its level, breadth first),
-        ``side`` ("" for x-cuts, "L"/"R" for the two y-cuts of a node),
-        ``value`` (the cut coordinate = the feature), ``x0, y0, x1, y1``
-        (segment end points) and ``empty_cell`` (the node holds no star: its cut
-        is the inherited anchor and the segment is usually of zero length).
-        With no stars at all: 63 rows of ``value`` 0 (the empty-CMD rule) and
-        NaN end points.
-    """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"x and y differ in length: {x.size} vs {y.size}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("quadtree_segments needs finite x and y; drop stars with NaN magnitudes first")
-    nn = _n_nodes(levels)
-    xrows: list[dict] = []
-    yrows: list[dict] = []
-    if x.size == 0:
-        for lev in range(1, int(levels) + 1):
-            for k in range(4 ** (lev - 1)):
-                base = dict(level=lev, node=k, value=0.0, x0=np.nan, y0=np.nan, x1=np.nan, y1=np.nan,
-                            empty_cell=True)
-                xrows.append(dict(axis="x", side="", **base))
-                yrows += [dict(axis="y", side="L", **base), dict(axis="y", side="R", **base)]
-    else:
-        if bounds is None:
-            box = (float(x.min()), float(x.max()), float(y.min()), float(y.max()))
-        else:
-            box = tuple(float(b) for b in bounds)
-            if len(box) != 4:
-                raise ValueError("bounds must be (x_min, x_max, y_min, y_max)")
-        cells = {(1, 0): box}  # (level, node) -> its cell (x0, x1, y0, y1)
-        for lev, k, idx, xc, yl, yr in walk_quadtree(x, y, levels):
-            bx0, bx1, by0, by1 = cells.pop((lev, k))
-            common = dict(level=lev, node=k, empty_cell=idx.size == 0)
-            xrows.append(dict(axis="x", side="", value=xc, x0=xc, y0=by0, x1=xc, y1=by1, **common))
-            yrows.append(dict(axis="y", side="L", value=yl, x0=bx0, y0=yl, x1=xc, y1=yl, **common))
-            yrows.append(dict(axis="y", side="R", value=yr, x0=xc, y0=yr, x1=bx1, y1=yr, **common))
-            quarters = [(bx0, xc, by0, yl), (bx0, xc, yl, by1), (xc, bx1, by0, yr), (xc, bx1, yr, by1)]
-            cells.update({(lev + 1, 4 * k + j): q for j, q in enumerate(quarters)})
-    out = pd.DataFrame(xrows + yrows)
-    out.insert(0, "feature", np.arange(3 * nn))
-    return out[["feature", "axis", "level", "node", "side", "value", "x0", "y0", "x1", "y1", "empty_cell"]]
-
-
-def plot_quadtree(x, y, ax=None, levels: int = 3, invert_yaxis: bool = True, show_empty: bool = False,
-                  xlabel: str = "BP − RP [mag]", ylabel: str = "G [mag]", title: str | None = None,
-                  **scatter_kw):
-    """Static matplotlib CMD with the QuadTree partition lines of all levels.
-
-    Level 1 red and thickest, level 2 orange, level 3 thin blue. Lines of
-    empty cells (zero length) are left out unless ``show_empty``. The
-    magnitude axis is inverted (bright at the top) unless ``invert_yaxis=False``.
-    Extra keywords go to ``ax.scatter``. Returns the axes.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
-    from matplotlib.lines import Line2D
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 5))
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    seg = quadtree_segments(x, y, levels)
-    kw = dict(s=6, color="#333333", alpha=0.7, linewidths=0, zorder=1)
-    kw.update(scatter_kw)
-    ax.scatter(x, y, **kw)
-    handles = []
-    for lev in range(1, int(levels) + 1):
-        s = seg[(seg["level"] == lev) & (show_empty | ~seg["empty_cell"])]
-        color, lw = _LEVEL_STYLE.get(lev, ("#7f7f7f", 0.6))
-        lines = np.stack([s[["x0", "y0"]].to_numpy(), s[["x1", "y1"]].to_numpy()], axis=1)
-        ax.add_collection(LineCollection(lines, colors=color, linewidths=lw, zorder=2 + 1.0 / lev))
-        handles.append(Line2D([], [], color=color, lw=lw, label=f"level {lev}"))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if invert_yaxis and not ax.yaxis_inverted():
-        ax.invert_yaxis()
-    if title is not None:
-        ax.set_title(title)
-    ax.legend(handles=handles, loc="best", fontsize="small", frameon=False)
-    return ax
 
 
 # ---------------------------------------------------------------------------
@@ -242,7 +128,7 @@ def observed_features(features, clusters: Sequence[str] | None = None, source: s
             src = source
         try:
             m = datasets.load_members(name, source=src, data_dir=data_dir)
-        except Exception as exc:  # noqa: BLE001  (a missing source for one cluster is not fatal)
+        except Exception as exc:
             dropped[name] = f"cannot load members ({src}): {exc}"
             continue
         members[name] = m
@@ -260,12 +146,12 @@ def observed_features(features, clusters: Sequence[str] | None = None, source: s
     flags = flags.copy()
     flags["cluster"] = keep
     ok = ~flags["low_quality"].to_numpy(dtype=bool)
-    for name, good, reason in zip(keep, ok, flags["reason"]):
+    for name, good, reason in zip(keep, ok, flags["reason"], strict=True):
         if not good:
             dropped[name] = reason
             members.pop(name)
             sources.pop(name)
-    return ObservedFeatures(X=X[ok], names=[n for n, g in zip(keep, ok) if g], members=members,
+    return ObservedFeatures(X=X[ok], names=[n for n, g in zip(keep, ok, strict=True) if g], members=members,
                             sources=sources, flags=flags[ok].reset_index(drop=True), dropped=dropped)
 
 
@@ -380,7 +266,7 @@ class TSNEResult:
         _, nb = tree.query(xy[obs], k=k + 1)
         nb = np.asarray(nb).reshape(obs.size, k + 1)
         rows = []
-        for p, cand in zip(obs, nb):
+        for p, cand in zip(obs, nb, strict=True):
             cand = cand[cand != p][:k]  # drop the point itself wherever ties put it
             rows.append(int(is_syn[cand].sum()))
         if is_syn.any():
@@ -398,7 +284,7 @@ class TSNEResult:
         return float((c["n_synthetic"] >= 1).mean())
 
     # -- re-running -------------------------------------------------------------
-    def rerun(self, perplexity: float | None = None, seed: int | None = None, **settings) -> "TSNEResult":
+    def rerun(self, perplexity: float | None = None, seed: int | None = None, **settings) -> TSNEResult:
         """The same inputs embedded again (e.g. at another perplexity)."""
         if self.synthetic_X is None or self.observed_X is None:
             raise RuntimeError("this TSNEResult does not hold its input features; use embed_features")
@@ -436,8 +322,8 @@ class TSNEResult:
         ax.legend(loc="best", fontsize="small", markerscale=1.5)
         return ax
 
-    def panel(self, **kwargs) -> "TSNEExplorer":
-        """An interactive :class:`TSNEExplorer` starting from this embedding (keywords go to it)."""
+    def panel(self, **kwargs) -> TSNEExplorer:
+        """An interactive :class:`~ocnb.cmd_ann.TSNEExplorer` starting from this embedding (keywords go to it)."""
         return TSNEExplorer(self, **kwargs)
 
 
@@ -515,314 +401,3 @@ def embed_features(synthetic_X, observed_X, perplexity: float = 30, seed: int = 
     return TSNEResult(frame=frame, perplexity=perplexity, seed=int(seed), synthetic_X=Xs, observed_X=Xo,
                       kl_divergence=float(getattr(emb, "kl_divergence", float("nan"))), runtime_s=runtime,
                       settings=settings, opentsne_version=str(getattr(openTSNE, "__version__", "?")))
-
-
-# ---------------------------------------------------------------------------
-# Interactive explorer
-# ---------------------------------------------------------------------------
-class TSNEExplorer:
-    """The t-SNE map next to the CMD + QuadTree of the selected cluster (holoviews + ipywidgets).
-
-    Left: the synthetic (SIMULATED) cloud rasterised with datashader and
-    coloured by the mean dMod per pixel, the observed clusters as black points
-    on top (hover shows the name), the selected cluster ringed in red. Right:
-    the selected cluster's CMD1 (BP−RP, G ≤ 18) with its QuadTree partition
-    (:func:`quadtree_segments`, levels 1–3).
-
-    Controls (ipywidgets, the state; plots follow through holoviews streams):
-    ``perplexity`` (selection slider over :data:`DEFAULT_PERPLEXITIES`; a new
-    value re-embeds with the same inputs and seed, each perplexity is embedded
-    at most once) and ``picker`` (dropdown of observed names, keyboard
-    friendly). Tapping an observed point selects it (``Selection1D``); tapping
-    elsewhere selects the nearest synthetic cluster (``Tap``) when
-    ``synthetic`` is given.
-
-    Parameters
-    ----------
-    result : TSNEResult
-        Holds the inputs (from :func:`embed_features`) when other perplexities are wanted.
-    observed : mapping or callable, optional
-        Observed name → member table (e.g. :attr:`ObservedFeatures.members`, or
-        the dict whose tables were featurised); default
-        :func:`ocnb.datasets.load_members`.
-    synthetic : SyntheticClusters, optional
-        The SIMULATED clusters of the embedding, in the same order, to show their CMDs.
-    features : QuadTreeFeatures, optional
-        The featuriser used: its magnitude cut and tree depth are used for the
-        CMD panel (default G ≤ 18, 3 levels).
-    perplexities : sequence of float
-    datashade : bool
-        Rasterise the synthetic cloud (default) or draw plain points.
-    pixel_size : int
-        Screen pixels per raster cell (4): coarse cells keep a sparse cloud visible.
-    start : str, optional
-        Initially selected cluster (default: the first observed one).
-    """
-
-    def __init__(self, result: TSNEResult, observed: Mapping[str, pd.DataFrame] | Callable | None = None,
-                 synthetic=None, features=None, perplexities: Sequence[float] = DEFAULT_PERPLEXITIES,
-                 datashade: bool = True, start: str | None = None, width: int = 460, height: int = 420,
-                 pixel_size: int = 4):
-        import ipywidgets as w
-
-        from ..panels import _hv
-
-        hv = _hv()
-        self._cache: dict[float, TSNEResult] = {float(result.perplexity): result}
-        self.n_embeddings = 0  # embeddings computed by this explorer (cache misses)
-        self._members_src = observed
-        self.g_max = G_MAX if features is None else features.g_max
-        self.levels = 3 if features is None else int(features.levels)
-        self._member_cache: dict[str, pd.DataFrame] = {}
-        n_syn = int((result.frame["kind"] == "synthetic").sum())
-        if synthetic is not None and len(synthetic) != n_syn:
-            raise ValueError(f"synthetic has {len(synthetic)} clusters, the embedding {n_syn}")
-        self.synthetic = synthetic
-        self.datashade = bool(datashade)
-        self.pixel_size = max(1, int(pixel_size))
-        self.width, self.height = int(width), int(height)
-        self._names = list(result.observed_names)
-        self._all_names = set(result.frame["name"])
-        opts = sorted({float(p) for p in perplexities} | {float(result.perplexity)})
-        self.perplexity = w.SelectionSlider(options=[(f"{p:g}", p) for p in opts],
-                                            value=float(result.perplexity), description="perplexity",
-                                            continuous_update=False)
-        self.picker = w.Dropdown(options=self._names, value=None, description="cluster")
-        self.status = w.HTML()
-        self._pstream = hv.streams.Stream.define("Perplexity", perplexity=float(result.perplexity))()
-        first = start if start is not None else (self._names[0] if self._names
-                                                 else str(result.frame["name"].iloc[0]))
-        self._selected = self._lookup(first)
-        self._sstream = hv.streams.Stream.define("Selected", kind=self._selected[0],
-                                                 index=self._selected[1])()
-        self._busy = False
-        self.perplexity.observe(lambda ch: self._on_perplexity(ch["new"]), names="value")
-        self.picker.observe(self._on_pick, names="value")
-        self.select(first)
-
-    # -- state --------------------------------------------------------------------
-    @property
-    def result(self) -> TSNEResult:
-        """The embedding currently shown."""
-        return self._cache[float(self.perplexity.value)]
-
-    def state(self) -> dict:
-        """``perplexity``, ``selected`` (name), ``kind``, ``index``, ``n_embeddings``, ``cached``."""
-        kind, idx = self._selected
-        return {"perplexity": float(self.perplexity.value), "selected": self._name_of(kind, idx),
-                "kind": kind, "index": int(idx), "n_embeddings": self.n_embeddings,
-                "cached": sorted(self._cache)}
-
-    def _lookup(self, name: str) -> tuple[str, int]:
-        f = self.result.frame
-        hit = f.index[f["name"] == str(name)]
-        if not len(hit):
-            raise KeyError(f"{name!r} is not a point of the embedding (observed: {self._names[:5]}...)")
-        r = f.loc[hit[0]]
-        return str(r["kind"]), int(r["index"])
-
-    def _name_of(self, kind: str, idx: int) -> str:
-        f = self.result.frame
-        return str(f.loc[(f["kind"] == kind) & (f["index"] == idx), "name"].iloc[0])
-
-    def select(self, name: str) -> None:
-        """Show cluster ``name`` (observed name or ``SYN-…``) in the CMD panel and ring it in the map."""
-        kind, idx = self._lookup(name)
-        self._selected = (kind, idx)
-        if kind == "observed":
-            if self.picker.value != name:
-                self.picker.value = name  # the observer sees it is already selected
-        elif self.picker.value is not None:
-            self.picker.value = None
-        self._sstream.event(kind=kind, index=idx)
-        self._update_status()
-
-    def _on_pick(self, change) -> None:
-        new = change["new"]
-        if new is not None and self._selected != self._lookup(new):
-            self.select(new)
-
-    def set_perplexity(self, perplexity: float) -> None:
-        """Show the embedding at ``perplexity`` (computed once, then cached); adds it to the slider if new."""
-        p = float(perplexity)
-        if p not in [v for _, v in self.perplexity.options]:
-            opts = sorted({v for _, v in self.perplexity.options} | {p})
-            current = self.perplexity.value
-            self.perplexity.options = [(f"{v:g}", v) for v in opts]
-            self.perplexity.value = current
-        self.perplexity.value = p
-
-    def _on_perplexity(self, p) -> None:
-        p = float(p)
-        if p not in self._cache:
-            base = next(iter(self._cache.values()))
-            self.status.value = f"embedding at perplexity {p:g} …"
-            self._cache[p] = base.rerun(perplexity=p)
-            self.n_embeddings += 1
-        for s in getattr(self, "_range_streams", ()):
-            s.reset()  # let the rasteriser see the whole new map
-        self._pstream.event(perplexity=p)
-        self._update_status()
-
-    def _update_status(self) -> None:
-        r = self.result
-        kind, idx = self._selected
-        frac = r.neighbour_fraction(10) if len(r.observed) and len(r.frame) > 10 else float("nan")
-        self.status.value = (f"perplexity {r.perplexity:g} (KL {r.kl_divergence:.2f}); observed clusters "
-                             f"with ≥ 1 synthetic among 10 nearest: <b>{frac:.0%}</b>; selected: "
-                             f"<b>{self._name_of(kind, idx)}</b>")
-
-    # -- data ---------------------------------------------------------------------
-    def _members(self, kind: str, idx: int) -> pd.DataFrame | None:
-        if kind == "synthetic":
-            return None if self.synthetic is None else self.synthetic.cluster(idx)
-        name = self._name_of(kind, idx)
-        if name not in self._member_cache:
-            src = self._members_src
-            try:
-                if src is None:
-                    from .. import datasets
-
-                    m = datasets.load_members(name)
-                elif callable(src):
-                    m = src(name)
-                else:
-                    m = src.get(name)
-            except Exception:  # noqa: BLE001  (an unknown name just shows an empty CMD)
-                m = None
-            self._member_cache[name] = m
-        return self._member_cache[name]
-
-    def cmd_frame(self, kind: str | None = None, index: int | None = None) -> pd.DataFrame:
-        """CMD1 of the selected (or given) cluster: ``bp_rp, g`` [mag], G ≤ 18 stars with BP and RP."""
-        k, i = self._selected if kind is None else (kind, int(index))
-        m = self._members(k, i)
-        if m is None or not len(m):
-            return pd.DataFrame({"bp_rp": np.array([], float), "g": np.array([], float)})
-        c, g = cmd_arrays(m, g_max=self.g_max)["cmd1"]
-        return pd.DataFrame({"bp_rp": c, "g": g})
-
-    def segments_frame(self, kind: str | None = None, index: int | None = None) -> pd.DataFrame:
-        """:func:`quadtree_segments` of :meth:`cmd_frame` (un-standardised BP−RP, G)."""
-        df = self.cmd_frame(kind, index)
-        return quadtree_segments(df["bp_rp"].to_numpy(), df["g"].to_numpy(), self.levels)
-
-    # -- views --------------------------------------------------------------------
-    def _syn_points(self, perplexity):
-        hv = self._hv()
-        s = self._cache[float(perplexity)].synthetic
-        return hv.Points(s, kdims=["x", "y"], vdims=["dist_mod", "log_age", "name"], label="synthetic")
-
-    def _obs_points(self, perplexity):
-        hv = self._hv()
-        o = self._cache[float(perplexity)].observed
-        return hv.Points(o, kdims=["x", "y"], vdims=["name", "index"], label="observed").opts(
-            color="black", size=6, line_color="white", tools=["hover", "tap"], nonselection_alpha=0.6,
-            selection_color="red")
-
-    def _ring(self, perplexity, kind, index):
-        hv = self._hv()
-        f = self._cache[float(perplexity)].frame
-        r = f[(f["kind"] == kind) & (f["index"] == index)]
-        return hv.Points(r, kdims=["x", "y"], vdims=["name"], label="selected").opts(
-            size=16, fill_alpha=0, line_color="red", line_width=2)
-
-    def _cmd_plot(self, kind, index):
-        hv = self._hv()
-        df = self.cmd_frame(kind, index)
-        bp_rp = hv.Dimension("bp_rp", label="BP − RP", unit="mag")
-        g = hv.Dimension("g", label="G", unit="mag")
-        name = self._name_of(kind, index)
-        if kind == "synthetic":
-            f = self.result.frame
-            r = f[(f["kind"] == kind) & (f["index"] == index)].iloc[0]
-            title = f"{name} (SIMULATED): dMod {r['dist_mod']:.2f}, log age {r['log_age']:.2f}"
-        else:
-            title = f"{name}: {len(df)} stars in CMD1 (G ≤ {self.g_max:g})"
-        if not len(df):
-            title = f"{name}: no member table" if kind == "observed" else f"{name}: pass synthetic= to see it"
-        pts = hv.Scatter(df, bp_rp, g, label="stars").opts(color="#444444", size=3, alpha=0.6)
-        seg = self.segments_frame(kind, index)
-        seg = seg[~seg["empty_cell"]].rename(columns={"x0": "bp_rp", "y0": "g", "x1": "bp_rp_1", "y1": "g_1"})
-        layers = pts
-        for lev in range(self.levels, 0, -1):  # coarse cuts on top
-            color, lw = _LEVEL_STYLE.get(lev, ("#7f7f7f", 0.6))
-            part = seg.loc[seg["level"] == lev, ["bp_rp", "g", "bp_rp_1", "g_1"]]
-            layers = layers * hv.Segments(part, kdims=[bp_rp, g, "bp_rp_1", "g_1"],
-                                          label=f"QuadTree level {lev}").opts(color=color, line_width=lw)
-        return layers.opts(title=title)
-
-    @staticmethod
-    def _hv():
-        from ..panels import _hv
-
-        return _hv()
-
-    def _on_tap(self, x=None, y=None, **_):
-        if x is None or y is None:
-            return
-        f = self.result.frame
-        xy = f[["x", "y"]].to_numpy()
-        scale = max(float(np.ptp(xy[:, 0])), float(np.ptp(xy[:, 1])), 1e-12)
-        d = np.hypot(xy[:, 0] - x, xy[:, 1] - y) / scale
-        obs = (f["kind"] == "observed").to_numpy()
-        if obs.any() and d[obs].min() < 0.02:  # a tap on an observed point: Selection1D handles it too
-            i = np.flatnonzero(obs)[np.argmin(d[obs])]
-        elif self.synthetic is not None and (~obs).any():
-            i = np.flatnonzero(~obs)[np.argmin(d[~obs])]
-        else:
-            return
-        self.select(str(f["name"].iloc[i]))
-
-    def _on_selection(self, index=None, **_):
-        if index:
-            names = self.result.observed_names
-            self.select(names[int(index[0])])
-
-    def plot(self):
-        """holoviews Layout: the map (DynamicMap overlay) + the selected cluster's CMD (DynamicMap)."""
-        if hasattr(self, "_layout"):
-            return self._layout
-        hv = self._hv()
-        syn = hv.DynamicMap(self._syn_points, streams=[self._pstream])
-        obs = hv.DynamicMap(self._obs_points, streams=[self._pstream])
-        ring = hv.DynamicMap(self._ring, streams=[self._pstream, self._sstream])
-        has_dmod = bool(np.isfinite(self.result.frame["dist_mod"].to_numpy(dtype=float)).any())
-        if self.datashade:
-            import datashader as ds
-            from holoviews.operation.datashader import rasterize
-
-            agg = ds.mean("dist_mod") if has_dmod else ds.count()
-            # Coarse pixels (pixel_size screen pixels each) keep sparse clouds visible and show the mean
-            # dMod of neighbouring clusters; dynspread would do too but costs seconds of JIT compilation.
-            raster = rasterize(syn, aggregator=agg, pixel_ratio=1.0 / self.pixel_size)
-            self._range_streams = [s for s in raster.streams if isinstance(s, (hv.streams.RangeXY,))]
-            cloud = raster.opts(
-                cmap="viridis", colorbar=True, clabel="dMod of synthetic clusters [mag]" if has_dmod
-                else "synthetic clusters per pixel", tools=["hover"])
-        else:
-            cloud = syn.opts(color="dist_mod" if has_dmod else "#1f77b4", cmap="viridis", colorbar=has_dmod,
-                             size=3, tools=["hover"])
-        self.tap = hv.streams.Tap(source=obs, x=None, y=None)
-        self.tap.add_subscriber(self._on_tap)
-        self.selection = hv.streams.Selection1D(source=obs)
-        self.selection.add_subscriber(self._on_selection)
-        emb = (cloud * obs * ring).opts(
-            width=self.width, height=self.height, framewise=True, xlabel="t-SNE 1", ylabel="t-SNE 2",
-            title="t-SNE: synthetic (colour: dMod), observed (black)", show_legend=False)
-        cmd = hv.DynamicMap(self._cmd_plot, streams=[self._sstream]).opts(
-            width=self.width, height=self.height, invert_yaxis=True, framewise=True, show_grid=True,
-            legend_position="top_right")
-        self._layout = (emb + cmd).opts(shared_axes=False)
-        return self._layout
-
-    def controls(self):
-        import ipywidgets as w
-
-        return w.VBox([w.HBox([self.perplexity, self.picker]), self.status])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.controls())
-        display(self.plot())

@@ -6,17 +6,17 @@ test uses SIMULATED data generated here with known parameters.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import importlib.util
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ocnb.cmd_ann import gradient as g  # before pymc: sets the pytensor compile directory
+from ocnb import stats
+from ocnb.cmd_ann import gradient as g
 
-pytest.importorskip("pymc")
+# no `import pymc` here: the fits configure PyTensor themselves (ocnb.stats.configure_pytensor) before importing it
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("pymc") is None, reason="needs pymc (ocnb[bayes])")
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,27 @@ def test_model_logp_is_the_marginal_likelihood():
     assert sorted(v.name for v in latent.free_RVs) == ["alpha", "beta", "eps", "x_true"]
 
 
+BAD_GRADIENT_INPUTS = [
+    (dict(data=pd.DataFrame({"R": [1.0, 2.0, 3.0]})), KeyError, r"lacks column\(s\) \['feh', 'sigma_R', 'sigma_feh'\]"),
+    (dict(data=[1, 2, 3]), TypeError, r"data must be a DataFrame"),
+    (dict(data=pd.DataFrame({"R": [], "sigma_R": [], "feh": [], "sigma_feh": []})), ValueError,
+     r"at least 3 points.*got 0 \(empty selection\?\)"),
+    (dict(data=pd.DataFrame({"R": [6.0, 7, 8], "sigma_R": [0.1, -0.1, 0.1], "feh": [0.0, 0, 0],
+                             "sigma_feh": [0.1] * 3})), ValueError, r"sigma_x < 0 at rows \[1\]"),
+    (dict(data=pd.DataFrame({"R": [6.0, 7, 8], "sigma_R": [0.1] * 3, "feh": [0.0, np.nan, 0],
+                             "sigma_feh": [0.1] * 3})), ValueError, r"y must be finite.*rows \[1\]"),
+    (dict(priors={"gamma": (0, 1)}), ValueError, r"unknown prior.*gamma"),
+    (dict(priors={"alpha": (0.0, -1.0)}), ValueError, r"prior alpha.*sd > 0"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), BAD_GRADIENT_INPUTS)
+def test_fit_rejects_bad_input(selection, kwargs, error, match):
+    kwargs = {"data": selection.head(20), **kwargs}
+    with pytest.raises(error, match=match):
+        g.fit_metallicity_gradient(**kwargs)
+
+
 def test_model_rejects_bad_input():
     with pytest.raises(ValueError, match="same length"):
         g.gradient_model([1, 2, 3], [0.1, 0.1], [1, 2, 3], [0.1, 0.1, 0.1])
@@ -98,36 +119,25 @@ def test_model_rejects_bad_input():
         g.gradient_model([1, 2, 3], [0.1] * 3, [1, 2, 3], [0.1] * 3, priors={"gamma": (0, 1)})
 
 
-def test_recovers_simulated_parameters():
-    """SIMULATED data: a known line with intrinsic scatter and heteroscedastic errors on both axes."""
-    rng = np.random.default_rng(1)
-    n, alpha, beta, eps = 300, -0.06, 0.55, 0.10
-    x_true = rng.uniform(5, 12, n)
-    sx, sy = rng.uniform(0.02, 0.3, n), rng.uniform(0.05, 0.25, n)
-    x = x_true + rng.normal(0, sx)
-    y = alpha * x_true + beta + rng.normal(0, np.sqrt(sy**2 + eps**2))
-    fit = g.fit_line(x, sx, y, sy, draws=600, tune=600, chains=2, seed=3, progressbar=False)
-    s = fit.summary
-    for name, truth in (("alpha", alpha), ("beta", beta), ("eps", eps)):
-        assert abs(s.loc[name, "mean"] - truth) < 3 * s.loc[name, "sd"], s.to_string()
-    # the measurement errors are not absorbed into eps (ignoring sigma_y would give eps ~ 0.19)
-    assert s.loc["eps", "p84"] < 0.14
-    assert (s["r_hat"] < 1.02).all() and fit.divergences == 0
-    band = fit.line_band([5.0, 12.0])
-    assert (band["lo"] < band["mean"]).all() and (band["mean"] < band["hi"]).all()
-
-
 # ---------------------------------------------------------------------------
 # Table 2
 # ---------------------------------------------------------------------------
-def test_fast_fit_reproduces_table2(selection):
-    fit = g.fit_metallicity_gradient(selection, **g.FAST_SAMPLER, seed=0, progressbar=False)
+def test_fast_fit_reproduces_table2(selection, monkeypatch):
+    """FAST preset (2 chains x 1000 tune / 2000 draws) with its documented bounds: r_hat < 1.05, bulk ESS > 400.
+
+    Margins measured on the Table 2 sample, seeds 0-5: max r_hat <= 1.0050, min bulk ESS >= 1029; a 2 x 1000/1000
+    run reached r_hat 1.0115 on another CPU, so the strict full-run limit (1.01) is not asserted here.
+    """
+    monkeypatch.setenv("OCNB_FAST", "1")
+    fit = g.fit_metallicity_gradient(selection, seed=0, progressbar=False)
+    assert fit.fast and fit.settings["draws"] == stats.FAST_SAMPLER["draws"] and fit.bounds == stats.FAST_BOUNDS
     assert fit.n == 839
     _assert_table2(fit, 1.0)
-    assert fit.converged, fit.summary.to_string()
+    assert fit.converged, fit.convergence().to_string()
     assert fit.divergences == 0
     s = fit.summary
     assert s.loc["alpha", "p16"] < -0.048 < s.loc["alpha", "p84"]
+    assert any("FAST mode" in n and "r_hat < 1.05" in n for n in fit.notes)
     ax = fit.plot(reference=g.TABLE2)  # static Fig. 13
     assert len(ax.lines) >= 2 and any("α = -0.04" in t.get_text() for t in ax.get_legend().get_texts())
     import matplotlib.pyplot as plt
@@ -138,7 +148,7 @@ def test_fast_fit_reproduces_table2(selection):
 def test_fast_mode_presets(monkeypatch):
     monkeypatch.setenv("OCNB_FAST", "1")
     settings, fast = g._sampler_settings(None, None, None)
-    assert fast and settings == g.FAST_SAMPLER
+    assert fast and settings == g.FAST_SAMPLER == stats.FAST_SAMPLER
     settings, fast = g._sampler_settings(200, None, None)
     assert not fast and settings["draws"] == 200
     monkeypatch.setenv("OCNB_FAST", "0")
@@ -152,6 +162,7 @@ def test_full_fit_reproduces_table2(selection):
     fit = g.fit_metallicity_gradient(selection, draws=5000, tune=5000, chains=4, seed=0, progressbar=False)
     _assert_table2(fit, 1.0)
     s = fit.summary
+    assert fit.bounds == stats.FULL_BOUNDS and not fit.fast
     assert (s["r_hat"] < 1.01).all() and fit.converged and fit.divergences == 0
     # the paper's own sd's: alpha 0.009, beta 0.08, eps 0.009
     assert s.loc["alpha", "sd"] == pytest.approx(0.009, abs=0.001)
@@ -197,65 +208,6 @@ def test_spectroscopic_fit_and_own_estimates(cavallo, hunt):
     assert np.allclose(merged["feh_ann_x"], merged["feh_ann_y"])
 
 
-# ---------------------------------------------------------------------------
-# pytensor compile directory
-# ---------------------------------------------------------------------------
-def test_configure_pytensor_respects_user(monkeypatch, tmp_path):
-    monkeypatch.delitem(sys.modules, "pytensor", raising=False)  # restored after the test
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("OCNB_DATA_DIR", str(tmp_path / "home"))
-    monkeypatch.setenv("PYTENSOR_FLAGS", "base_compiledir=/somewhere/else")
-    assert (
-        g.configure_pytensor() is None and os.environ["PYTENSOR_FLAGS"] == "base_compiledir=/somewhere/else"
-    )
-    monkeypatch.setenv("PYTENSOR_FLAGS", "floatX=float64")
-    path = g.configure_pytensor()
-    assert path == str(tmp_path / "home" / "pytensor")
-    assert os.environ["PYTENSOR_FLAGS"] == f"floatX=float64,base_compiledir={path}"
-
-
-def test_pytensor_compiledir_under_data_home(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "PYTENSOR_FLAGS"}
-    env.update(OCNB_DATA_DIR=str(tmp_path / "dh"), HOME=str(tmp_path))
-    code = (
-        "from ocnb.cmd_ann import gradient as g; g.configure_pytensor(); import pytensor; "
-        "print(pytensor.config.base_compiledir)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(tmp_path / "dh" / "pytensor")
-
-
-# ---------------------------------------------------------------------------
-# panel
-# ---------------------------------------------------------------------------
-def test_gradient_panel(cavallo, hunt):
-    hv = pytest.importorskip("holoviews")
-    pytest.importorskip("ipywidgets")
-    panel = g.GradientPanel(cavallo, hunt, draws=100, tune=100, chains=2)
-    st = panel.state()
-    assert st["n"] == 839 and st["quality"] == (0,) and not st["fitted"]
-    fig = hv.renderer("bokeh").get_plot(panel.plot()).state  # a live plot, as in a notebook
-    panel.min_age.value = 9.0  # what a user's drag does
-    n_old = panel.state()["n"]
-    assert 100 < n_old < 839 and f"N = {n_old}" in panel.info.value
-    res = panel.fit()
-    assert res is panel.result and res.n == n_old and panel.state()["fitted"]
-    assert res.settings["draws"] == 100 and "α" in panel.fit_info.value
-    band = panel.band_frame()
-    assert len(band) == 60 and (band["lo"] <= band["hi"]).all()
-    patches = [r for r in fig.renderers if "y" in r.data_source.data and len(r.data_source.data["y"]) == 120]
-    assert patches, "no posterior band drawn"
-    panel.quality[1].value = True  # add silver
-    st = panel.state()
-    assert st["n"] > n_old and st["quality"] == (0, 1) and not st["fitted"]
-    scatter = [r for r in fig.renderers if "name" in r.data_source.data]
-    assert len(scatter[0].data_source.data["name"]) == st["n"]
-    panel.fit_button.click()
-    assert panel.result.n == st["n"] and panel.state()["fitted"] and len(panel.history) == 2
-    panel.set(r_range=(6.0, 7.0), cmd_min=0.99, min_log_age=9.9)
-    assert panel.state()["n"] < 3 and panel.fit() is None and "nothing to fit" in panel.fit_info.value
-
-
 def test_gradient_inputs_from_own_estimates(cavallo, hunt):
     # part (c): a table shaped like our ANN output (no RA/Dec, no Rgc, no quality): HR23 positions by name
     sub = cavallo[cavallo["name"].isin(g.table2_selection(cavallo, hunt)["name"].iloc[:40])]
@@ -273,7 +225,3 @@ def test_gradient_inputs_from_own_estimates(cavallo, hunt):
     ref = g.table2_selection(cavallo, hunt).set_index("name").loc[sel["name"]]
     assert np.abs(sel["R"].to_numpy() - ref["R"].to_numpy()).max() < 0.01
     assert np.allclose(sel["sigma_feh"].to_numpy(), ref["sigma_feh"].to_numpy())
-    panel = g.GradientPanel(ours, hunt)
-    st = panel.state()
-    assert st["quality"] is None and st["n"] == len(sel)
-    assert all(cb.disabled for cb in panel.quality.values())

@@ -11,15 +11,10 @@ import pytest
 
 pytest.importorskip("openTSNE")
 
-from ocnb.cmd_ann.features import QuadTreeFeatures, cmd_arrays, quadtree_cuts  # noqa: E402
-from ocnb.cmd_ann.simulate import simulate_clusters  # noqa: E402
-from ocnb.cmd_ann.tsne import (  # noqa: E402
-    TSNEResult,
-    embed_features,
-    observed_features,
-    plot_quadtree,
-    quadtree_segments,
-)
+from ocnb.cmd_ann.features import QuadTreeFeatures, cmd_arrays, quadtree_cuts
+from ocnb.cmd_ann.panels import plot_quadtree, quadtree_segments
+from ocnb.cmd_ann.simulate import simulate_clusters
+from ocnb.cmd_ann.tsne import TSNEResult, embed_features, observed_features
 
 REAL = ["Blanco 1", "IC 2391", "IC 2602", "Melotte 22", "NGC 2682", "NGC 2632", "NGC 752", "NGC 6811",
         "NGC 2243", "NGC 2360", "Ruprecht 147", "NGC 1039", "NGC 869"]  # NGC 869: 9 stars -> left out
@@ -208,14 +203,31 @@ def test_explorer(res30, synthetic, observed):
         return [float(r.data_source.data["x"][0]) for r in fig.select({"type": GlyphRenderer})
                 if type(r.glyph).__name__ == "Image"]
 
+    def cmd_figure():
+        return next(c[0] for c in fig.children if "stars in CMD1" in c[0].title.text or "SIMULATED" in c[0].title.text)
+
+    def assert_frame_contains(df):
+        f = cmd_figure()
+        xr, yr = sorted((f.x_range.start, f.x_range.end)), sorted((f.y_range.start, f.y_range.end))
+        assert xr[0] <= df["bp_rp"].min() and df["bp_rp"].max() <= xr[1], (xr, df["bp_rp"].agg(["min", "max"]))
+        assert yr[0] <= df["g"].min() and df["g"].max() <= yr[1], (yr, df["g"].agg(["min", "max"]))
+        assert (f.y_range.reset_start, f.y_range.reset_end) == (f.y_range.start, f.y_range.end)  # Reset stays
+
     first = ex.cmd_frame()
     assert [len(a) for a in cmd_x()] == [len(first)]
+    assert_frame_contains(first)
     # dropdown (keyboard) selection changes the CMD data, in the model and in the figure
     ex.picker.value = "NGC 2682"
     assert ex.state()["selected"] == "NGC 2682"
     m67 = ex.cmd_frame()
     assert len(m67) != len(first) and [len(a) for a in cmd_x()] == [len(m67)]
     np.testing.assert_array_equal(ex.segments_frame()["value"], quadtree_cuts(m67["bp_rp"], m67["g"]))
+    assert_frame_contains(m67)
+    # the CMD frame follows the cluster: the Pleiades' bright stars are inside it after M67
+    ex.set(selected="Melotte 22")
+    ple = ex.cmd_frame()
+    assert ple["g"].min() < m67["g"].min()
+    assert_frame_contains(ple)
     # tap on an observed point (Selection1D) and on the synthetic cloud (Tap: nearest synthetic)
     ex.selection.event(index=[2])
     assert ex.state()["selected"] == observed.names[2] and ex.picker.value == observed.names[2]
@@ -224,6 +236,7 @@ def test_explorer(res30, synthetic, observed):
     st = ex.state()
     assert st["kind"] == "synthetic" and st["index"] == 17 and ex.picker.value is None
     assert len(ex.cmd_frame()) == len(cmd_arrays(synthetic.cluster(17))["cmd1"][0])
+    assert_frame_contains(ex.cmd_frame())
     ex.select("IC 2391")
     assert ex.state()["selected"] == "IC 2391"
     with pytest.raises(KeyError):
@@ -244,3 +257,28 @@ def test_explorer(res30, synthetic, observed):
     assert plain.state()["selected"] == "NGC 752"
     plain.select("SYN-000003")  # no synthetic container: empty CMD, no error
     assert len(plain.cmd_frame()) == 0
+
+
+BAD_EXPLORER_SET = [
+    (dict(selected="no such cluster"), r"selected = 'no such cluster': 'no such cluster' is not a point"),
+    (dict(perplexity=-5), r"perplexity = -5: need 0 < perplexity <= \(n - 1\) / 3"),
+    (dict(perplexity=1000.0), r"perplexity = 1000.0: need 0 < perplexity"),
+    (dict(perplexity="30"), r"perplexity must be a number, got '30'"),
+    (dict(colour="red"), r"unknown parameter\(s\) \['colour'\] for TSNEExplorer"),
+]
+
+
+@pytest.mark.parametrize(("values", "match"), BAD_EXPLORER_SET)
+def test_explorer_set_rejects_bad_values(res30, observed, values, match):
+    pytest.importorskip("holoviews")
+    from ocnb.panels import PanelValueError
+
+    ex = res30.panel(observed=observed.members, datashade=False)
+    before = ex.state()
+    with pytest.raises(PanelValueError, match=match):
+        ex.set(**values)
+    assert ex.state() == before
+    # a result without its inputs cannot re-embed at a new perplexity: said before anything changes
+    bare = TSNEResult(frame=res30.frame, perplexity=30.0)
+    with pytest.raises(PanelValueError, match=r"perplexity = 10 needs a re-embedding"):
+        bare.panel(observed=observed.members, datashade=False).set(perplexity=10)
