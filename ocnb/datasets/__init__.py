@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 
+from . import members as _members
+from . import spectra as _spectra
 from ._registry import data_path, list_datasets, package_data_dir, provenance, registry, verify
 from .catalogs import available_catalogs, literature_parameters, load_catalog, load_clusters
 from .members import (
@@ -49,9 +51,6 @@ from .spectra import (
 )
 
 _ONLINE = {"gaia_cone_search", "hunt2023_members"}
-
-from . import members as _members
-from . import spectra as _spectra
 
 __all__ = [
     # registry

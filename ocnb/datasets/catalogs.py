@@ -110,10 +110,8 @@ def load_catalog(name: str, data_dir=None) -> pd.DataFrame:
     cid = _catalog_id(name)
     file, col = CATALOGS[cid]
     df = _registry.read_parquet(file, data_dir=data_dir)
-    if cid == "HUNT2023":
-        names = df[col].tolist()  # HR23 names are the canonical ones
-    else:
-        names = canonical_names(df[col].tolist(), data_dir=data_dir)
+    # HR23 names are the canonical ones; the other catalogues' names are mapped onto them.
+    names = df[col].tolist() if cid == "HUNT2023" else canonical_names(df[col].tolist(), data_dir=data_dir)
     df.insert(0, "name", pd.Series(names, index=df.index, dtype=object))
     rec = _registry.registry(data_dir)["datasets"][cid]
     df.attrs.update(catalog=cid, citation=rec["citation"], name_column=col)

@@ -202,9 +202,9 @@ def load_xp_sample(name: str, data_dir=None) -> pd.DataFrame:
     data = _registry.read_bytes(f"{_XP_PREFIX}samples/{stem}.csv.gz", data_dir=data_dir)
     df = pd.read_csv(io.BytesIO(gzip.decompress(data)), dtype={"source_id": "int64"})
     for c in df.columns:
-        if df[c].dtype == object or pd.api.types.is_string_dtype(df[c]):
-            if df[c].astype(str).str.startswith("(").any():
-                df[c] = df[c].map(_parse_array).astype(object)
+        is_text = df[c].dtype == object or pd.api.types.is_string_dtype(df[c])
+        if is_text and df[c].astype(str).str.startswith("(").any():
+            df[c] = df[c].map(_parse_array).astype(object)
     df.attrs["citation"] = _citation("GAIA_XP", data_dir)
     return df
 
@@ -372,7 +372,7 @@ def load_occam(kind: str = "members", release: str | None = None, data_dir=None)
 # ---------------------------------------------------------------------------
 # line list
 # ---------------------------------------------------------------------------
-def load_linelist(format: str = "table", data_dir=None):  # noqa: A002 - mirrors Turbospectrum wording
+def load_linelist(format: str = "table", data_dir=None):  # shadows the builtin: mirrors Turbospectrum wording
     """VALD line list of 8460-8700 Angstrom (10488 lines; AIR wavelengths).
 
     ``format="table"``: DataFrame (wavelength_air_A [Angstrom], species,

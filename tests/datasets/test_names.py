@@ -61,10 +61,9 @@ def test_unknown_name_lists_close_matches():
     with pytest.raises(UnknownClusterError):
         ds.resolve_cluster_name("")
     # UnknownClusterError is a KeyError whose message reads cleanly.
-    try:
+    with pytest.raises(KeyError) as err:
         ds.resolve_cluster_name("Nonexistent Cluster 99999")
-    except KeyError as err:
-        assert str(err).startswith("unknown cluster 'Nonexistent Cluster 99999'")
+    assert str(err.value).startswith("unknown cluster 'Nonexistent Cluster 99999'")
 
 
 def test_cluster_key_joins_spellings():

@@ -56,7 +56,7 @@ def test_apogee_spectra_and_grid():
     np.testing.assert_allclose(np.diff(np.log10(apstar)), 6e-6, rtol=1e-6)
     np.testing.assert_allclose(comb.wavelength, ds.apogee_wavelength("aspcap"), atol=1e-6)
     assert len(ds.apogee_wavelength("astronn")) == 7514
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"grid must be .*got 'lamost'"):
         ds.apogee_wavelength("lamost")
 
 
