@@ -32,15 +32,16 @@ def run(fast: bool = False) -> list[dict]:
                              mass_function=multi.mass_function)
     rmse = compare_models({"multi": multi, "gaia": gaia}, test).pivot(index="label", columns="model", values="rmse")
     cov = calibrated_coverage(multi, test)
-    records = []
-    for k in LABELS:
-        records.append({
+    records = [
+        {
             "name": f"[{preset}] RMSE {k}, held-out simulated clusters ({len(test)})",
             "value": float(rmse.loc[k, "multi"]), "unit": "dex" if k in ("log_age", "feh") else "mag",
             "baseline_name": "Gaia-only model", "baseline_value": float(rmse.loc[k, "gaia"]),
             "ratio": float(rmse.loc[k, "gaia"] / rmse.loc[k, "multi"]),
             "target": "multi-band better than Gaia-only", "passed": bool(rmse.loc[k, "multi"] < rmse.loc[k, "gaia"]),
-        })
+        }
+        for k in LABELS
+    ]
     for k in LABELS:
         c = float(cov.loc[k, "calibrated"])
         records.append({

@@ -68,7 +68,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -357,7 +358,7 @@ def quadtree_batch(x, y, offsets, levels: int = 3, n_jobs: int | None = None) ->
     budget = 2_000_000  # matrix entries per block (~ 30 × 8 bytes each in flight)
     while i < n:
         lo = int(s_sorted[i])
-        hi = max(int(math.ceil(lo * 1.25)), lo + 8)
+        hi = max(math.ceil(lo * 1.25), lo + 8)
         j = int(np.searchsorted(s_sorted, hi, side="right"))
         j = min(j, i + max(1, budget // hi))
         blocks.append(order[i:j])
@@ -580,7 +581,7 @@ class QuadTreeFeatures:
         return names + ["parallax"]
 
     # -- fitting ----------------------------------------------------------------
-    def fit(self, synthetic, y=None) -> "QuadTreeFeatures":
+    def fit(self, synthetic, y=None) -> QuadTreeFeatures:
         """Freeze the standardisation constants from a :class:`SyntheticClusters` (or star dict)."""
         stars = synthetic.stars if hasattr(synthetic, "stars") else synthetic
         masks = cmd_masks(stars, self.g_max)
@@ -688,7 +689,7 @@ class QuadTreeFeatures:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], **overrides) -> "QuadTreeFeatures":
+    def from_dict(cls, d: Mapping[str, Any], **overrides) -> QuadTreeFeatures:
         """Rebuild from :meth:`to_dict`; ``overrides`` may change ``on_low_quality`` or ``min_stars``."""
         bad = set(overrides) - {"on_low_quality", "min_stars"}
         if bad:

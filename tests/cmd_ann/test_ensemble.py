@@ -117,7 +117,7 @@ def test_prediction_percentiles_ordered_and_frame(fitted, toy):
     # physical units: the median log age lies near the prior range
     assert frame["log_age_50"].between(6.0, 11.0).all()
     one = fitted.predict(Xt[0])  # a single cluster as a 1-D vector
-    np.testing.assert_allclose(one.members[0], pred.members[0], atol=1e-5)
+    np.testing.assert_allclose(one.members[0], pred.members[0], rtol=1e-5, atol=1e-5)
 
 
 def test_member_model_reproduces_member_column(fitted, toy):
@@ -125,7 +125,7 @@ def test_member_model_reproduces_member_column(fitted, toy):
     scaled = fitted.predict_scaled(Xt[:10])
     single = fitted.member_model(2)
     np.testing.assert_allclose(np.asarray(single.predict_on_batch(Xt[:10].astype(np.float32))), scaled[:, 2],
-                               atol=1e-5)
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_bound_flag():

@@ -30,7 +30,7 @@ EXAMPLE_Y = [4.5, 5, 3, 4, 5, 6, 2, 1, 9, 8, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5,
 
 def brute_force(x, y, levels=3):
     """Independent recursive reference: plain Python lists, sorted() on (value, row index)."""
-    pts = [(float(a), float(b), i) for i, (a, b) in enumerate(zip(x, y))]
+    pts = [(float(a), float(b), i) for i, (a, b) in enumerate(zip(x, y, strict=True))]
     xs = [[] for _ in range(levels)]
     ys = [[] for _ in range(levels)]
 
@@ -344,16 +344,16 @@ def test_persistence_roundtrip(sim, qf):
     back = QuadTreeFeatures.from_dict(d)
     assert back.scales_ == qf.scales_ and back.feature_names == qf.feature_names
     np.testing.assert_array_equal(back.transform(sim), qf.transform(sim))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="QuadTreeFeatures"):
         QuadTreeFeatures.from_dict({"kind": "other"})
 
 
 def test_unfitted_and_bad_arguments(qf):
     with pytest.raises(RuntimeError, match="fit"):
         QuadTreeFeatures().transform(_table())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'2mass'"):
         QuadTreeFeatures(bands="2mass")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'ignore'"):
         QuadTreeFeatures(on_low_quality="ignore")
     with pytest.raises(TypeError):
         qf.transform(42)

@@ -36,8 +36,8 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     import ocnb
     from ocnb.cmd_ann import ANNEnsemble, QuadTreeFeatures, simulate_clusters
-    from ocnb.cmd_ann.inference import CavalloModel
     from ocnb.cmd_ann.gradient import fit_metallicity_gradient
+    from ocnb.cmd_ann.inference import CavalloModel
 
     print("ocnb from", ocnb.__file__, file=sys.stderr)
     sim = simulate_clusters(40, seed=123, mass_function="varied", progress=False)
