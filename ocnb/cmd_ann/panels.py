@@ -297,7 +297,7 @@ class EnsembleIsochronePanel(IsochronePanel):
     def _extra_layers(self) -> list:
         if not hasattr(self, "_spread"):
             self._spread = hv().Path(self.ensemble_paths(), kdims=["x", "y"], label="ensemble members").opts(
-                color="#1f77b4", alpha=0.25, line_width=1)
+                color="#1f77b4", alpha=0.25, line_width=1, show_legend=True)
         return [self._spread]
 
 

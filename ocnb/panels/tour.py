@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
-from .base import _SKIP, Panel, PanelValueError, check_widget_value, hv, widgets
+from .base import _SKIP, Panel, PanelValueError, check_widget_value, hv, require, widgets
 
 __all__ = ["CMD_AXES", "ClusterExplorer", "IsochronePanel", "cluster_label", "init_notebook", "sky_maps"]
 
@@ -26,8 +26,58 @@ CMD_AXES = {
 
 
 def init_notebook() -> None:
-    """Load the holoviews bokeh extension with BokehJS inline (no CDN)."""
-    hv().extension("bokeh", inline=True, logo=False)
+    """Load the holoviews bokeh extension with every resource inline (no CDN), once per notebook.
+
+    * BokehJS, HoloViews' and Panel's JavaScript *and* Panel's stylesheets are embedded in the
+      notebook: HoloViews renders through Panel, whose CSS (``loading.css``, themes ...) would
+      otherwise come from ``cdn.holoviz.org``, which JupyterHubs without internet cannot reach.
+    * The kernel keeps the messages that a plot's comm sends before its ``comm_open`` has been
+      processed, and delivers them once it has (see :mod:`ocnb.panels._comms`): JupyterLab with
+      ipykernel 7 sends them to a subshell ahead of the ``comm_open`` while the main shell is still
+      running cells, and ipykernel would drop them with ``No such comm`` on stderr.
+    """
+    holo = hv()
+    require("panel")
+    import panel
+
+    from ._comms import hold_early_comm_messages
+
+    panel.config.inline = True
+    from panel.viewable import Viewable
+
+    # HoloViews renders its plots through Panel but does not apply Panel's inline setting to the
+    # stylesheets of the models it builds; a preprocessing hook (Panel's extension point, run on
+    # every render and update) swaps their CDN links for the CSS that Panel ships.
+    if _inline_stylesheets not in Viewable._preprocessing_hooks:
+        Viewable._preprocessing_hooks.append(_inline_stylesheets)
+    holo.extension("bokeh", inline=True, logo=False)
+    hold_early_comm_messages()
+
+
+@functools.lru_cache(maxsize=64)
+def _shipped_css(url: str) -> str | None:
+    """The text of Panel's stylesheet ``url`` (a ``cdn.holoviz.org`` link) from the installed package, or None."""
+    from panel.io.resources import CDN_DIST, DIST_DIR
+
+    if not url.startswith(CDN_DIST):
+        return None
+    path = DIST_DIR / url[len(CDN_DIST):].split("?")[0]
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def _inline_stylesheets(viewable, root) -> None:
+    """Panel preprocessing hook: every CDN stylesheet of ``root``'s models becomes an inline one."""
+    from bokeh.models import ImportedStyleSheet, InlineStyleSheet, UIElement
+
+    for model in root.select({"type": UIElement}):
+        sheets, changed = [], False
+        for sheet in model.stylesheets:
+            css = _shipped_css(sheet.url) if isinstance(sheet, ImportedStyleSheet) else None
+            if css is not None:
+                sheet, changed = InlineStyleSheet(css=css), True
+            sheets.append(sheet)
+        if changed:
+            model.stylesheets = sheets
 
 
 def padded_range(values, pad: float = 0.05) -> tuple[float, float] | None:
@@ -250,22 +300,28 @@ class IsochronePanel(Panel):
                 holo.Dimension("y", label=mag, unit="mag"))
 
     def _members_layers(self):
-        """(stars, note) elements: the members, or an empty layer and a note where there are none."""
+        """(stars, note text, note): the members, or an empty layer and a note where there are none.
+
+        Every frame has the same layers with the same (empty) labels: holoviews matches a
+        DynamicMap's layers by type, group and label, and a label that changes (a star count,
+        a note) makes it add new glyphs to the live plot and hide the old ones, which BokehJS and
+        the kernel then disagree about ("reference already known", "reference ... isn't known").
+        The star count goes into the title, the note into the text layer only.
+        """
         holo = hv()
         df = self.members_frame()
         xd, yd = self._dims()
+        stars = holo.Scatter(df, xd, yd, label="members")
         if len(df):
-            stars = holo.Scatter(df, xd, yd, label=f"members ({len(df)})")
             note = ""
             text = holo.Text(float(df["x"].median()), float(df["y"].median()), "", kdims=[xd, yd])
         else:
             # No members with this CMD's photometry: say so instead of drawing an empty "members (0)".
-            iso = self.isochrone_frame()
             note = self.note or f"no members with {self.cmd} photometry"
-            stars = holo.Scatter(df, xd, yd, label=note)
-            text = holo.Text(float(np.nanmedian(iso["x"])), float(np.nanmedian(iso["y"])), note, kdims=[xd, yd])
+            frame = self.axis_ranges()  # the isochrone's: the note goes in the middle of the plot
+            text = holo.Text(float(np.mean(frame["x"])), float(np.mean(frame["y"])), note, kdims=[xd, yd])
         stars = stars.opts(color="#444444", size=3, alpha=0.6)
-        text = text.opts(text_color="#7f7f7f", text_font_size="11pt")
+        text = text.opts(text_color="#555555", text_font_size="10pt", text_align="center", text_baseline="middle")
         return stars, text, note
 
     def _plot_isochrone(self, **params):
@@ -273,7 +329,8 @@ class IsochronePanel(Panel):
         df = self.isochrone_frame(**params)
         # Break the line between evolutionary phases so jumps are not drawn as segments.
         paths = [g[["x", "y"]].to_numpy() for _, g in df.groupby("label", sort=True)]
-        return holo.Path(paths, kdims=["x", "y"], label="PARSEC isochrone").opts(color="#d62728", line_width=2)
+        return holo.Path(paths, kdims=["x", "y"], label="PARSEC isochrone").opts(color="#d62728", line_width=2,
+                                                                                 show_legend=True)
 
     def _extra_layers(self) -> list:
         """Static layers drawn between the members and the isochrone (subclasses)."""
@@ -282,8 +339,8 @@ class IsochronePanel(Panel):
     def _plot(self, version=0, **params):
         stars, text, note = self._members_layers()
         title = self.title or self.cmd
-        if note:
-            title = f"{title} — {note}"
+        if not note:
+            title = f"{title} ({len(stars)} stars)"
         layers = [stars, text, *self._extra_layers(), self._plot_isochrone(**params)]
         return framed(layers, self.axis_ranges(), title=title)
 

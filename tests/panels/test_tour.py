@@ -121,10 +121,14 @@ def test_gaia_only_list_gets_no_empty_2mass_plot(explorer):
     st = explorer.state()
     assert st["source"] == "almeida" and not st["has_2mass"]
     assert "2MASS: no" in explorer.info.value
-    titles = [c[0].title.text for c in fig.children]
-    assert any("no 2MASS photometry in the 'almeida' list" in t for t in titles), titles
-    legends = [item.label["value"] for c in fig.children for lg in c[0].legend for item in lg.items]
-    assert not any("members (0)" in s for s in legends), legends
+    # the note is drawn once, inside the 2MASS plot: not in its title, not as a legend entry
+    shown = [c[0].title.text for c in fig.children]
+    shown += [item.label["value"] for c in fig.children for lg in c[0].legend for item in lg.items]
+    shown += [str(t) for c in fig.children for r in c[0].renderers if "text" in r.data_source.data
+              for t in r.data_source.data["text"] if r.visible]
+    note = "no 2MASS photometry in the 'almeida' list (Gaia only)"
+    assert sum(note in s for s in shown) == 1, shown
+    assert not any("members (0)" in s for s in shown), shown
     # the multi-band list of the same cluster has 2MASS for M67; switch source where there is one
     explorer.set(cluster="Pleiades")
     assert explorer.state()["source"] == "almeida"
@@ -226,3 +230,16 @@ def test_every_widget_of_the_explorer_responds(grid, caplog):
             slider.value = (slider.min + slider.max) / 2
             assert ex.tmass.state()[key] == pytest.approx(slider.value)
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")], caplog.text
+
+
+def test_changing_cluster_updates_the_same_glyphs(explorer):
+    """The live plot keeps its glyphs: a DynamicMap frame whose layers change label makes holoviews add new
+    glyphs and hide the old ones, which the browser then reports ("reference already known")."""
+    fig = hv.renderer("bokeh").get_plot(explorer.plot()).state
+    before = [sorted(r.id for r in c[0].renderers) for c in fig.children]
+    for name in ("Theia 517", "Pleiades", "NGC 2682"):  # Gaia only, then 2MASS lists again
+        explorer.set(cluster=name)
+        assert [sorted(r.id for r in c[0].renderers) for c in fig.children] == before, name
+        assert all(r.visible for c in fig.children for r in c[0].renderers), name
+    explorer.set(source=explorer.source.options[-1][1])
+    assert [sorted(r.id for r in c[0].renderers) for c in fig.children] == before
