@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +46,12 @@ def tune(X, y, labels: Sequence[str], label_bounds: Mapping[str, Sequence[float]
     training split's statistics (as :class:`~ocnb.ml.ANNEnsemble` does with the same setting).
     Trials run under :func:`~ocnb.ml.training.deterministic` (same seed, same search).
 
+    Without ``directory``, each search gets its own project folder
+    ``data_home()/keras_tuner/<project_name>-<date>-<time>-<pid>``: keras-tuner deletes and
+    recreates its project folder (``overwrite=True``), so two searches sharing one folder (two
+    notebooks, or a notebook and a test run on one data home) would delete each other's trial
+    checkpoints mid-search. Pass ``directory``/``project_name`` to resume or to choose the place.
+
     keras-tuner records a failing trial (e.g. tensorboard missing on the tensorflow backend)
     and carries on; this function checks every trial's status and raises
     :class:`RuntimeError` with the trials' messages unless all are ``COMPLETED``.
@@ -57,7 +65,10 @@ def tune(X, y, labels: Sequence[str], label_bounds: Mapping[str, Sequence[float]
         raise ValueError(f"input_scaling must be 'none' or 'standard', not {input_scaling!r}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    directory = Path(directory) if directory is not None else data_home() / "keras_tuner"
+    if directory is None:
+        directory = data_home() / "keras_tuner"
+        project_name = f"{project_name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    directory = Path(directory)
     scaler = ANNEnsemble(labels=labels, label_bounds=label_bounds, n_members=1)
     X = _as_2d(X, "X").astype(np.float32)
     y = scaler.scale_labels(scaler._y_array(y, len(X), check_bounds=True)).astype(np.float32)

@@ -30,6 +30,18 @@ def test_tune_returns_completed_trials(tmp_path):
     assert res.to_frame() is res.trials
 
 
+def test_default_folder_is_one_per_search(tmp_data_home):
+    """keras-tuner deletes its project folder on start: a shared default folder let a second search
+    (another notebook or test process on the same data home) delete a running search's checkpoints."""
+    import os
+
+    X, y = toy(n=60)
+    res = tuning.tune(X, y, ["a", "b"], BOUNDS, max_trials=1, epochs=1)
+    assert (res.trials["status"] == "COMPLETED").all()
+    folders = [p.name for p in (tmp_data_home / "keras_tuner").iterdir()]
+    assert len(folders) == 1 and folders[0].startswith("ocnb-") and folders[0].endswith(f"-{os.getpid()}")
+
+
 def test_tune_raises_when_trials_fail(tmp_path, monkeypatch):
     """keras-tuner swallows a failing trial (search() returns normally); tune() must not."""
     original = tuning.build_single_model
