@@ -69,6 +69,16 @@ def _peer_section(old: Path) -> str | None:
         return report.existing_section(old)
 
 
+def _membership_section(old: Path) -> str | None:
+    """The membership peer section (benchmarks/peers/membership_vs_peers.py), kept the same way."""
+    from benchmarks.peers import membership_report
+
+    try:
+        return membership_report.results_markdown(membership_report.load_default_results())
+    except (FileNotFoundError, ValueError):
+        return membership_report.existing_section(old)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("only", nargs="*", help="benchmark names (file stems without bench_)")
@@ -110,8 +120,9 @@ def main(argv=None) -> int:
         for r in rows
     )
     lines += ["", "Wall time per benchmark file: " + ", ".join(f"{n} {t:.1f} s" for n, t in sections), ""]
-    peer = _peer_section(Path(args.output))  # read before the file is rewritten
-    Path(args.output).write_text("\n".join(lines) + (f"\n{peer}\n" if peer else ""))
+    # read before the file is rewritten
+    peers = [s for s in (_peer_section(Path(args.output)), _membership_section(Path(args.output))) if s]
+    Path(args.output).write_text("\n".join(lines) + "".join(f"\n{s}\n" for s in peers))
     print(f"wrote {args.output}")
     return 0 if all(r.get("passed") for r in rows) else 1
 

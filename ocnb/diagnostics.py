@@ -22,8 +22,13 @@ interpolation, NumPy's default).
   (Talts et al. 2018): the rank of the truth among the samples is uniform when calibrated.
 * :func:`binned_residuals`: mean and std of the median's residuals in bins of another quantity.
 
-Bad input (wrong shapes, NaN samples or truths, too few samples, levels outside (0, 1)) raises
-``ValueError`` naming the argument.
+Probabilities of binary events (e.g. cluster membership) have their own three:
+:func:`brier_score`, :func:`reliability_curve` (observed frequency vs mean predicted probability
+per bin, with a binomial interval) and :func:`expected_calibration_error`. ``p`` holds
+probabilities in [0, 1] and ``y`` the outcomes (bool or 0/1), one per case.
+
+Bad input (wrong shapes, NaN samples or truths, too few samples, levels outside (0, 1),
+probabilities outside [0, 1], outcomes other than 0/1) raises ``ValueError`` naming the argument.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ __all__ = [
     "sbc_uniformity",
     "plot_sbc",
     "binned_residuals",
+    "brier_score",
+    "reliability_curve",
+    "expected_calibration_error",
 ]
 
 
@@ -395,3 +403,133 @@ def binned_residuals(samples, y_true, by, bins, estimate="p50", labels: Sequence
                      for lab in names}, axis=1)
     out.index.name = bin_name
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Probabilities of binary events
+# ---------------------------------------------------------------------------------------------
+def _binary_cases(p, y) -> tuple[np.ndarray, np.ndarray]:
+    """``(p, y)`` as float arrays: p in [0, 1], y in {0, 1}, same length, at least one case."""
+    try:
+        p = np.asarray(p, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"p and y must be numeric: {err}") from None
+    if p.ndim != 1 or y.ndim != 1:
+        raise ValueError(f"p and y must be 1-D (one value per case), got shapes {p.shape} and {y.shape}")
+    if p.shape != y.shape:
+        raise ValueError(f"p and y must have the same length, got {p.size} probabilities and {y.size} outcomes")
+    if p.size == 0:
+        raise ValueError("p and y are empty: there is nothing to score")
+    for name, a in (("p", p), ("y", y)):
+        if not np.all(np.isfinite(a)):
+            bad = np.flatnonzero(~np.isfinite(a))
+            raise ValueError(f"{name} contains NaN or inf values in {bad.size} of {a.size} cases "
+                             f"(first: case {bad[0]})")
+    if np.any((p < 0) | (p > 1)):
+        bad = np.flatnonzero((p < 0) | (p > 1))
+        raise ValueError(f"p must be probabilities in [0, 1]: {bad.size} value(s) outside, e.g. p[{bad[0]}] = "
+                         f"{p[bad[0]]:.4g}")
+    if np.any((y != 0) & (y != 1)):
+        bad = np.flatnonzero((y != 0) & (y != 1))
+        raise ValueError(f"y must be outcomes 0/1 (or bool): {bad.size} other value(s), e.g. y[{bad[0]}] = "
+                         f"{y[bad[0]]:.4g}")
+    return p, y
+
+
+def brier_score(p, y) -> float:
+    """Mean squared difference between predicted probabilities and outcomes (Brier 1950).
+
+    0 is perfect; always predicting the base rate b gives b (1 - b); lower is better. It rewards
+    both calibration and sharpness (Murphy's decomposition: reliability - resolution +
+    uncertainty).
+
+    Parameters
+    ----------
+    p : array (n,)
+        Predicted probabilities of the event, in [0, 1].
+    y : array (n,)
+        Outcomes: bool or 0/1.
+    """
+    p, y = _binary_cases(p, y)
+    return float(np.mean((p - y) ** 2))
+
+
+def _bin_index(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each p for increasing ``edges``: [e_i, e_i+1), the last bin closed on the right."""
+    return np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+
+
+def _n_bins(n_bins) -> int:
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    return int(n_bins)
+
+
+def reliability_curve(p, y, n_bins: int = 10, strategy: str = "uniform", level: float = 0.95) -> pd.DataFrame:
+    """Observed frequency of the event against the mean predicted probability, in bins of p.
+
+    Parameters
+    ----------
+    p, y : array (n,)
+        Probabilities in [0, 1] and outcomes (bool or 0/1).
+    n_bins : int
+        Number of bins.
+    strategy : {"uniform", "quantile"}
+        ``"uniform"``: equal widths on [0, 1] (empty bins are kept, with count 0 and NaN values);
+        ``"quantile"``: edges at quantiles of ``p``, so the bins hold about equal numbers of cases
+        (repeated edges, e.g. from many p = 0, are merged: fewer bins).
+    level : float
+        Content of the binomial (Clopper-Pearson) interval of the observed fraction.
+
+    Returns
+    -------
+    DataFrame, one row per bin: ``bin_lower``, ``bin_upper``, ``mean_predicted``,
+    ``observed_fraction``, ``count``, ``observed_lower``, ``observed_upper`` (the interval). A
+    calibrated model's points lie on the diagonal within their intervals. Bins are [lower, upper),
+    the last one closed.
+    """
+    from scipy.stats import beta
+
+    p, y = _binary_cases(p, y)
+    n_bins = _n_bins(n_bins)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
+    if strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    elif strategy == "quantile":
+        edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, n_bins + 1)))
+        if edges.size == 1:  # every p equal: one degenerate bin
+            edges = np.array([edges[0], edges[0]])
+    else:
+        raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
+    idx = _bin_index(p, edges)
+    nb = len(edges) - 1
+    count = np.bincount(idx, minlength=nb)
+    k = np.bincount(idx, weights=y, minlength=nb)
+    sum_p = np.bincount(idx, weights=p, minlength=nb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.where(count > 0, sum_p / np.maximum(count, 1), np.nan)
+        frac = np.where(count > 0, k / np.maximum(count, 1), np.nan)
+    alpha = 1.0 - level
+    lo = np.where(k > 0, beta.ppf(alpha / 2, k, count - k + 1), 0.0)
+    hi = np.where(k < count, beta.ppf(1 - alpha / 2, k + 1, count - k), 1.0)
+    empty = count == 0
+    lo, hi = np.where(empty, np.nan, lo), np.where(empty, np.nan, hi)
+    return pd.DataFrame({
+        "bin_lower": edges[:-1], "bin_upper": edges[1:], "mean_predicted": mean_p, "observed_fraction": frac,
+        "count": count.astype(np.int64), "observed_lower": lo, "observed_upper": hi,
+    })
+
+
+def expected_calibration_error(p, y, n_bins: int = 10) -> float:
+    """Expected calibration error: sum over equal-width bins of (n_b / n) |observed - mean predicted|.
+
+    0 for a perfectly calibrated model; it ignores sharpness (always predicting the base rate
+    scores 0), so read it beside :func:`brier_score`. The value depends on ``n_bins`` (it is
+    biased upwards for few cases per bin).
+    """
+    curve = reliability_curve(p, y, n_bins=n_bins, strategy="uniform")
+    full = curve[curve["count"] > 0]
+    w = full["count"].to_numpy() / full["count"].sum()
+    return float(np.sum(w * np.abs(full["observed_fraction"].to_numpy() - full["mean_predicted"].to_numpy())))

@@ -177,3 +177,94 @@ BAD = [
 def test_bad_input_table(name, call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ---------------------------------------------------------------------------------------------
+# Probabilities of binary events: Brier score, reliability curve, ECE
+# ---------------------------------------------------------------------------------------------
+def binary_case(n=20000, seed=0, sharpen=1.0):
+    """Outcomes drawn with probability q; predictions q**sharpen (calibrated for sharpen = 1)."""
+    rng = np.random.default_rng(seed)
+    q = rng.uniform(size=n)
+    y = rng.uniform(size=n) < q
+    return q ** sharpen, y
+
+
+def test_brier_score_known_values():
+    assert dg.brier_score([1.0, 0.0, 0.5], [1, 0, 1]) == pytest.approx(0.25 / 3)
+    assert dg.brier_score([0.0, 1.0], [True, False]) == 1.0
+    p, y = binary_case()
+    # calibrated uniform q: E[(q - y)^2] = E[q (1 - q)] = 1/6
+    assert dg.brier_score(p, y) == pytest.approx(1 / 6, abs=0.005)
+    assert dg.brier_score(np.full(len(y), y.mean()), y) == pytest.approx(y.mean() * (1 - y.mean()))
+
+
+def test_reliability_curve_uniform_bins_of_a_calibrated_and_a_miscalibrated_model():
+    p, y = binary_case()
+    curve = dg.reliability_curve(p, y, n_bins=10)
+    assert list(curve.columns) == ["bin_lower", "bin_upper", "mean_predicted", "observed_fraction", "count",
+                                   "observed_lower", "observed_upper"]
+    np.testing.assert_allclose(curve["bin_lower"], np.arange(10) / 10)
+    assert curve["count"].sum() == len(p)
+    # ~2000 cases per bin: binomial sd <= 0.011; 0.04 is > 3.5 sd
+    np.testing.assert_allclose(curve["observed_fraction"], curve["mean_predicted"], atol=0.04)
+    inside = (curve["observed_lower"] <= curve["mean_predicted"]) & (curve["mean_predicted"] <= curve["observed_upper"])
+    assert inside.sum() >= 8  # 95 % intervals
+    assert dg.expected_calibration_error(p, y) < 0.02
+    # q**2 under-predicts: the observed fraction lies above the diagonal in every bin
+    p2, y2 = binary_case(sharpen=2.0)
+    bad = dg.reliability_curve(p2, y2)
+    assert (bad["observed_fraction"] > bad["mean_predicted"]).all()
+    assert (bad["observed_lower"] > bad["mean_predicted"]).sum() >= 8
+    assert dg.expected_calibration_error(p2, y2) > 0.1  # exact: E|sqrt(s) - s| = 1/6
+
+
+def test_reliability_curve_counts_edges_and_empty_bins():
+    p = np.array([0.0, 0.05, 0.1, 0.55, 1.0, 1.0])
+    y = np.array([0, 0, 1, 1, 1, 0])
+    curve = dg.reliability_curve(p, y, n_bins=4)
+    assert curve["count"].tolist() == [3, 0, 1, 2]  # 0.1 in [0, 0.25); 1.0 in the closed last bin
+    assert curve.loc[0, "observed_fraction"] == pytest.approx(1 / 3)
+    assert curve.loc[0, "mean_predicted"] == pytest.approx(0.05)
+    assert np.isnan(curve.loc[1, ["mean_predicted", "observed_fraction", "observed_lower"]].astype(float)).all()
+    assert curve.loc[2, "observed_lower"] > 0 and curve.loc[2, "observed_upper"] == 1.0  # 1 of 1
+    assert curve.loc[3, "observed_fraction"] == 0.5
+    # ECE by hand: (3 |1/3 - 0.05| + 1 |1 - 0.55| + 2 |0.5 - 1|) / 6
+    assert dg.expected_calibration_error(p, y, n_bins=4) == pytest.approx((3 * (1 / 3 - 0.05) + 0.45 + 1.0) / 6)
+
+
+def test_reliability_curve_quantile_bins():
+    p, y = binary_case(n=1000, seed=3)
+    curve = dg.reliability_curve(p, y, n_bins=5, strategy="quantile")
+    assert len(curve) == 5 and curve["count"].tolist() == [200] * 5
+    assert curve["bin_lower"].iloc[0] == p.min() and curve["bin_upper"].iloc[-1] == p.max()
+    # many equal probabilities (a membership model's p = 0 for most of a field): repeated edges merge
+    p0 = np.r_[np.zeros(900), np.linspace(0.1, 1, 100)]
+    merged = dg.reliability_curve(p0, p0 > 0.5, n_bins=10, strategy="quantile")
+    assert len(merged) < 10 and merged["count"].sum() == 1000 and merged.loc[0, "count"] == 900
+    single = dg.reliability_curve(np.zeros(5), np.zeros(5), strategy="quantile")
+    assert single["count"].tolist() == [5]
+
+
+BINARY_BAD = [
+    ("length mismatch", lambda: dg.brier_score([0.1, 0.2], [1]), r"same length, got 2 probabilities and 1"),
+    ("p above 1", lambda: dg.reliability_curve([0.1, 1.2], [0, 1]),
+     r"p must be probabilities in \[0, 1\].*p\[1\] = 1.2"),
+    ("p negative", lambda: dg.expected_calibration_error([-0.1, 0.2], [0, 1]), r"in \[0, 1\]: 1 value"),
+    ("p NaN", lambda: dg.brier_score([0.1, np.nan], [0, 1]), r"p contains NaN.*first: case 1"),
+    ("y NaN", lambda: dg.brier_score([0.1, 0.2], [np.nan, 1]), r"y contains NaN.*first: case 0"),
+    ("y not 0/1", lambda: dg.brier_score([0.1, 0.2], [0, 2]), r"y must be outcomes 0/1.*y\[1\] = 2"),
+    ("empty", lambda: dg.reliability_curve([], []), r"empty: there is nothing to score"),
+    ("2-D p", lambda: dg.brier_score(np.zeros((2, 2)), np.zeros((2, 2))), r"must be 1-D"),
+    ("non-numeric", lambda: dg.brier_score(["a"], [1]), r"p and y must be numeric"),
+    ("zero bins", lambda: dg.reliability_curve([0.1], [1], n_bins=0), r"n_bins must be a positive integer"),
+    ("float bins", lambda: dg.expected_calibration_error([0.1], [1], n_bins=2.5), r"n_bins must be a positive"),
+    ("strategy", lambda: dg.reliability_curve([0.1], [1], strategy="kmeans"), r"strategy must be 'uniform' or"),
+    ("level", lambda: dg.reliability_curve([0.1], [1], level=1.0), r"level must be strictly between"),
+]
+
+
+@pytest.mark.parametrize("name, call, match", BINARY_BAD, ids=[b[0] for b in BINARY_BAD])
+def test_binary_bad_input_table(name, call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -506,6 +506,27 @@ DATASETS: dict[str, dict] = {
         dropped="nothing.",
         note="RVS spectra are on a vacuum grid: convert before matching.",
     ),
+    # -- trained models --------------------------------------------------------
+    "VG23_DS10": dict(
+        kind="model",
+        origin="MGJvanGroeningen/gaia_oc_amd@aca165351e6d0e818e4ac99e1800a06d0722736b",
+        licence="MIT",
+        citation="van Groeningen, Castro-Ginard, Brown, Casamiquela & Jordi 2023, A&A 675, A68 (arXiv:2303.08474)",
+        description="The authors' two released Deep Sets membership networks: DS10_v01 (paper-era code v0.1, "
+        "128 training + 54 validation clusters, lr 1e-5, 100 epochs) and DS10_v02 (default of code v0.2, "
+        "605 + 259 clusters, lr 1e-6, 200 epochs), converted from their PyTorch state dicts by "
+        "tools/port_vg23_weights.py (zip + restricted unpickler, no torch).",
+        units="network weights float32, named by their PyTorch state-dict keys, PyTorch layout (Linear weight "
+        "= (out, in)); source_feature_means/_stds of [f_r pc, f_pm mas/yr, f_plx mas, f_c mag, f_g mag] and "
+        "cluster_feature_means/_stds of [A_0 mag, log age, parallax mas], float64 as stored by the authors "
+        "(their f_c, f_g = isochrone - star: negate those means for the paper's sign); hyper_parameters and "
+        "provenance are JSON strings.",
+        kept="every tensor of both state dicts (39 042 parameters each), the normalisation constants and the "
+        "whole hyper_parameters JSON (training and validation cluster names, epochs, lr, l2, batch size).",
+        dropped="nothing; the PyTorch pickle container is replaced by a deterministic .npz (deflate).",
+        note="Load with ocnb.membership.DeepSetsMembership.pretrained('DS10_v02'). Blanco_1 is one of "
+        "DS10_v02's training clusters (not of DS10_v01's).",
+    ),
 }
 
 
@@ -1096,6 +1117,15 @@ def curate_spectra(w: Writer) -> None:
     )
 
 
+def curate_models(w: Writer) -> None:
+    """The authors' released vG23 networks, converted by tools/port_vg23_weights.py (byte-reproducible)."""
+    from port_vg23_weights import MODEL_DIR, MODELS, convert
+
+    for name in MODELS:
+        src = f"gaia_oc_amd/{MODEL_DIR}/{name}"
+        w._record(f"models/vg23_{name}.npz", "VG23_DS10", convert(w.source / src, name), None, None, src)
+
+
 # ---------------------------------------------------------------------------
 # registry and provenance
 # ---------------------------------------------------------------------------
@@ -1168,6 +1198,8 @@ def main(argv=None) -> int:
     curate_fields(w)
     print("spectra, grids, labels")
     curate_spectra(w)
+    print("models")
+    curate_models(w)
 
     prov = provenance_markdown(w.records).encode()
     (dest / "PROVENANCE.md").write_bytes(prov)

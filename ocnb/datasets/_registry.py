@@ -183,7 +183,7 @@ def list_datasets(data_dir=None) -> pd.DataFrame:
     -------
     DataFrame
         ``name`` (dataset), ``kind`` (catalog, members, field, spectra, grid,
-        table, linelist), ``file`` (relative to the data folder), ``rows``
+        table, linelist, model), ``file`` (relative to the data folder), ``rows``
         (None for arrays/text), ``bytes``, ``sha256``, ``citation``,
         ``origin`` (repo@commit) and ``licence``.
     """

@@ -25,7 +25,7 @@ def test_registry_lists_every_shipped_file_with_matching_checksum():
     reg = json.loads((DATA / "registry.json").read_text())
     files = {p.relative_to(DATA).as_posix() for p in DATA.rglob("*") if p.is_file()}
     listed = {r["file"] for r in reg["files"]}
-    assert len(listed) == 53
+    assert len(listed) == 55  # 53 data files + the two vG23 networks (models/)
     # Nothing unregistered ships except the registry and the provenance itself.
     assert files - listed == {"registry.json", "PROVENANCE.md"}
     for rec in reg["files"]:
@@ -39,8 +39,8 @@ def test_list_datasets_columns_and_known_rows():
     df = ds.list_datasets()
     for col in ("name", "kind", "file", "rows", "bytes", "sha256", "citation"):
         assert col in df.columns
-    assert len(df) == 53
-    assert set(df["kind"]) == {"catalog", "members", "field", "spectra", "grid", "table", "linelist"}
+    assert len(df) == 55
+    assert set(df["kind"]) == {"catalog", "members", "field", "spectra", "grid", "table", "linelist", "model"}
     rows = df.set_index("file")["rows"]
     assert rows["catalogs/hunt2023.parquet"] == 6806
     assert rows["catalogs/cavallo2024.parquet"] == 6140

@@ -1,0 +1,54 @@
+"""van Groeningen et al. 2023 (A&A 675, A68): open-cluster membership with Deep Sets.
+
+A network learns from many clusters what members look like relative to a small support set of known
+members, then scores every candidate of a Gaia cone; a star's membership probability is the fraction of
+draws from its astrometric/photometric errors that the network calls a member.
+
+Sub-modules, one concern each (names are re-exported here and imported on first use, so that
+``ocnb.membership.select_candidates`` does not import Keras):
+
+``cones``        cone preprocessing (zero point, photometric errors) and cluster parameters (spec A2–A4)
+``candidates``   the cluster isochrone and the candidate selection of Sect. 2.3 (eqs. 1–10)
+``features``     source/cluster features, their normalisation and the training sets (Sect. 3.1–3.2)
+``field``        SIMULATED Galactic fields along a cluster's line of sight, real members embedded in them
+``model``        :class:`DeepSetsMembership`, the Keras 3 Deep Sets classifier (App. A), training (Sect. 3.3)
+``pretrained``   the authors' DS10_v01/v02 weights, ported, and a NumPy reference of their forward pass
+``probability``  membership probabilities from error draws (Sect. 3.4), the hand-off member table
+``evaluation``   precision/recall/F1, Brier, calibration, the miss breakdown of Sect. 4
+``training``     the default trained model of the notebook (simulated fields of the shipped clusters)
+``panels``       the notebook's linked views on :class:`ocnb.panels.Panel`
+
+Spec: ``shared/specs/membership_and_binaries.md`` part A; notebook: ``notebooks/02_membership_deepsets``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "cones": ["ClusterParams", "prepare_cone", "cluster_parameters", "catalogue_parameters"],
+    "candidates": ["CandidateSelection", "cluster_isochrone", "select_candidates"],
+    "features": ["FeatureScaler", "PreparedCluster", "prepare_cluster", "source_features", "cluster_features",
+                 "membership_features", "build_training_set"],
+    "field": ["simulate_field", "embed_cluster", "compare_fields", "plot_field_comparison"],
+    "model": ["DeepSetsMembership"],
+    "probability": ["MembershipResult", "membership_probability", "members_from_probabilities"],
+    "evaluation": ["MembershipEvaluation", "evaluate_members", "crossmatch_ids", "miss_breakdown",
+                   "faint_fraction"],
+    "training": ["training_clusters", "default_model", "blanco1_test_cluster", "TRAINING_PRESETS"],
+    "panels": ["MembershipPanel"],
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    if name in _EXPORTS:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'ocnb.membership' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE) | set(_EXPORTS))
