@@ -503,10 +503,12 @@ def run_fastmp(cone, cat: dict, peer_python: Path, work: Path, seeds=FASTMP_SEED
 # ---------------------------------------------------------------------------
 # ocnb
 # ---------------------------------------------------------------------------
-def _load_model(which: str, preset: str, train_missing: bool = False):
+def _load_model(which: str, preset: str, train_missing: bool = False, release: str = "DR3"):
     """(model, description). The trained model is read from the model store by its name
-    (``ocnb.membership.training.model_name(preset)``); it is trained here only with ``train_missing``
-    (``default_model`` trains and saves it when absent, which takes minutes to hours)."""
+    (``ocnb.membership.training.model_name(preset, release=...)``); it is trained here only with
+    ``train_missing`` (``default_model`` trains and saves it when absent, which takes minutes). The default is
+    the model trained on DR3-precision cones: training at the DR2 cone's own precision measured worse on
+    Blanco 1 (``ocnb.membership.training``'s docstring has the numbers)."""
     from ocnb.membership import DeepSetsMembership
 
     if which == "ocnb-pretrained":
@@ -514,15 +516,17 @@ def _load_model(which: str, preset: str, train_missing: bool = False):
     from ocnb import store
     from ocnb.membership import training
 
-    name = training.model_name(preset)
+    name = training.model_name(preset, release=release)
     try:
         return DeepSetsMembership.load(name), f"trained, preset {preset!r} (model store: {name})"
     except store.BundleNotFoundError:
         if not train_missing:
             raise RuntimeError(
                 f"no trained model {name!r} in the model store; train it with "
-                f"ocnb.membership.training.default_model({preset!r}) or pass --train-missing") from None
-    return training.default_model(preset), f"trained here, preset {preset!r} (model store: {name})"
+                f"ocnb.membership.training.default_model({preset!r}, release={release!r}) or pass "
+                "--train-missing") from None
+    return (training.default_model(preset, release=release),
+            f"trained here, preset {preset!r} (model store: {name})")
 
 
 def run_ocnb(cone, truth, which: str, preset: str, n_draws: int = N_DRAWS, repeats: int = 1,

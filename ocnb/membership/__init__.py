@@ -32,11 +32,12 @@ _EXPORTS = {
                  "membership_features", "build_training_set"],
     "field": ["simulate_field", "embed_cluster", "compare_fields", "plot_field_comparison"],
     "model": ["DeepSetsMembership"],
-    "probability": ["MembershipResult", "membership_probability", "members_from_probabilities"],
-    "evaluation": ["MembershipEvaluation", "evaluate_members", "crossmatch_ids", "miss_breakdown",
+    "probability": ["MembershipResult", "MembershipInputError", "membership_probability",
+                    "members_from_probabilities"],
+    "evaluation": ["MembershipEvaluation", "evaluate_members", "crossmatch_ids", "truth_mask", "miss_breakdown",
                    "faint_fraction"],
     "training": ["training_clusters", "default_model", "blanco1_test_cluster", "TRAINING_PRESETS"],
-    "panels": ["MembershipPanel"],
+    "panels": ["MembershipPanel", "membership_counts"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -116,6 +116,8 @@ __all__ = [
     "TestClusterError",
     "simulate_field",
     "embed_cluster",
+    "degrade_members",
+    "dr2_error_level",
     "cone_cuts",
     "compare_fields",
     "plot_field_comparison",
@@ -194,6 +196,11 @@ _BINARY_MARGIN = 2.5 * math.log10(2.0)  # an equal-mass binary is 0.75 mag brigh
 _N_NEIGHBOURS = 11  # real sources of nearest G to borrow errors from
 _KMS_PER_MASYR_KPC = 4.740470446
 _SOURCE_ID_OFFSET = 0  # simulated ids are -1, -2, ... (real Gaia ids are positive)
+_CORR_COLUMNS = ("parallax_pmra_corr", "parallax_pmdec_corr", "pmra_pmdec_corr")
+_N_LEVEL = 41  # real sources of nearest G whose (rescaled) errors give the median DR2 error at a G
+#: Median number of field-of-view transits per source (as in :func:`simulate_field`): photometric
+#: errors scale as 1/sqrt(transits), so DR2 / EDR3 magnitude errors ≈ sqrt(42/27) = 1.25.
+_TRANSITS = {"DR3": 42.0, "DR2": 27.0}
 
 
 # ---------------------------------------------------------------------------
@@ -743,7 +750,7 @@ def _observe(stars, lat, mkeys, m, rng, *, l_deg, b_deg, radius_deg, g_max, exti
             out[lt] = -2.5 * np.log10(np.power(10.0, -0.4 * m1[lt]) + np.power(10.0, -0.4 * m2))
         return out
 
-    transits = np.maximum(np.rint(np.exp(rng.normal(math.log(42.0 if release == "DR3" else 27.0), 0.25, n))), 5)
+    transits = np.maximum(np.rint(np.exp(rng.normal(math.log(_TRANSITS[release]), 0.25, n))), 5)
     g_true = band_mag("G", slice(None))
     g_obs = g_true + _phot_sigma("G", g_true, np.rint(8.6 * transits)) * rng.standard_normal(n)
     idx = np.flatnonzero(g_obs <= g_max)
@@ -999,9 +1006,136 @@ def _catalogue(name: str) -> dict:
     return out
 
 
+def dr2_error_level(g) -> dict:
+    """Median Gaia DR2 astrometric errors at magnitude G: the error model of the simulated DR2 fields.
+
+    The same G-dependent model :func:`simulate_field` samples for ``release="DR2"``: the errors of the
+    41 real random DR2 sources (``load_field("random_dr2")``, 1000 sources) of nearest G, each
+    rescaled to G by the ratio of :func:`ocnb.photometry.parallax_error` at the two magnitudes, and
+    their median (a sky median: no scanning-law pattern). Measured: σ_ϖ = 0.022, 0.056, 0.085, 0.112,
+    0.164 mas and σ_μα* = 0.031, 0.097, 0.126, 0.184, 0.275 mas/yr at G = 12, 16, 17, 17.5, 18: 1.15–1.35× (ϖ)
+    and 1.7–2.2× (μ) the EDR3 medians of :func:`ocnb.photometry.parallax_error` (EDR3 has 34 instead of
+    22 months of data). The real Blanco 1 DR2 cone's median errors are 1.0–1.3× these at G = 14–17.5
+    (~2× at G = 12, where DR2's bright-star calibration is worse than the random sources' median).
+
+    Parameters
+    ----------
+    g : array_like
+        Gaia G [mag].
+
+    Returns
+    -------
+    dict
+        ``parallax_error`` [mas], ``pmra_error``, ``pmdec_error`` [mas/yr], arrays shaped like ``g``.
+    """
+    from ..photometry import parallax_error
+
+    g = np.asarray(g, dtype=float)
+    flat = g.reshape(-1)
+    ref = _error_reference("DR2")
+    g_ref = ref["phot_g_mean_mag"]
+    pos = np.searchsorted(g_ref, flat)
+    lo = np.clip(pos - _N_LEVEL // 2, 0, g_ref.size - _N_LEVEL)
+    win = lo[:, None] + np.arange(_N_LEVEL)[None, :]  # (n, 41) nearest-G window, vectorised
+    scale = (parallax_error(flat, extrapolate=True)[:, None]
+             / parallax_error(g_ref[win], extrapolate=True))
+    return {c: np.median(ref[c][win] * scale, axis=1).reshape(g.shape)
+            for c in ("parallax_error", "pmra_error", "pmdec_error")}
+
+
+def degrade_members(members: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Real (E)DR3 members degraded to Gaia DR2 precision: SIMULATED noise added to real astrometry.
+
+    A model that scores a DR2 cone must be trained on DR2-like cones: the network never sees errors,
+    it learns the members' spread in proper motion and parallax from the training cones, and DR2's
+    errors at G ~ 17.5 are ~2× EDR3's (the real Blanco 1 DR2 members missed by an EDR3-trained
+    model are faint, with large proper-motion offsets). For every member:
+
+    * **astrometry**: σ_DR2 = max(σ_level(G), σ_EDR3) with σ_level from :func:`dr2_error_level`
+      (the error model of the simulated DR2 field) replaces ``parallax_error``, ``pmra_error``,
+      ``pmdec_error``, and independent Gaussian noise of variance σ_DR2² − σ_EDR3² (≥ 0) is added to
+      ``parallax``, ``pmra``, ``pmdec`` — the degraded values scatter by σ_DR2 around the truth as
+      far as the EDR3 values were unbiased. The noise is uncorrelated: a DR2 cone has no
+      correlation columns (:func:`embed_cluster` drops them), so the covariance is diagonal;
+    * **parallax zero point**: the EDR3 zero point of Lindegren et al. (2021) (``gaiadr3-zeropoint``,
+      5-parameter formula with ν_eff from BP−RP as in :func:`simulate_field`) is removed and DR2's
+      global −0.029 mas (Lindegren et al. 2018) put in, so that :func:`ocnb.membership.prepare_cone`'s
+      DR2 correction (ϖ + 0.029) is as consistent for the members as for the simulated field;
+    * **photometry**: σ_DR2 = σ_EDR3·sqrt(42/27) (DR2 has ~27 transits per source against ~42) for the
+      ``phot_{g,bp,rp}_mean_mag_error`` columns present, and noise of variance σ_DR2² − σ_EDR3² added
+      to the magnitudes (DR2 and EDR3 photometric errors are similar: a small change);
+    * ``parallax_pmra_corr``, ``parallax_pmdec_corr``, ``pmra_pmdec_corr`` are set to NaN.
+
+    Positions are kept (DR2 position errors, < 1 mas, do not matter on the 50-pc scale of a cone).
+
+    Parameters
+    ----------
+    members : DataFrame
+        A member table (``load_members`` format) with finite astrometry and photometry.
+    seed : int
+        Seed of the noise (the same seed gives the same degraded table).
+
+    Returns
+    -------
+    DataFrame
+        A copy with the degraded columns; ``attrs`` kept, plus ``release="DR2"`` and a note.
+
+    Raises
+    ------
+    MemberTableError
+        A required column is missing or non-finite.
+    """
+    missing = [c for c in _MEMBER_REQUIRED if c not in members.columns]
+    if missing:
+        raise MemberTableError(f"degrade_members: member table lacks column(s) {missing}")
+    out = members.reset_index(drop=True).copy()
+    vals = out[list(_MEMBER_REQUIRED)].to_numpy(float)
+    if not np.isfinite(vals).all():
+        raise MemberTableError("degrade_members: NaN/inf in the astrometry or photometry "
+                               f"({int((~np.isfinite(vals).all(axis=1)).sum())} row(s)); drop them first")
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x445232])  # own stream: "DR2"
+    n = len(out)
+    g = out["phot_g_mean_mag"].to_numpy(float)
+    level = dr2_error_level(g)
+    z = rng.standard_normal((n, 3))
+    for k, (col, err) in enumerate((("parallax", "parallax_error"), ("pmra", "pmra_error"),
+                                    ("pmdec", "pmdec_error"))):
+        s1 = out[err].to_numpy(float)
+        s2 = np.maximum(level[err], s1)
+        out[col] = out[col].to_numpy(float) + np.sqrt(s2 ** 2 - s1 ** 2) * z[:, k]
+        out[err] = s2
+    # parallax zero point: EDR3 (L21, per star) out, DR2 global offset in
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    ecl = SkyCoord(ra=out["ra"].to_numpy(float) * u.deg, dec=out["dec"].to_numpy(float) * u.deg
+                   ).barycentrictrueecliptic.lat.deg
+    bp_rp = out["phot_bp_mean_mag"].to_numpy(float) - out["phot_rp_mean_mag"].to_numpy(float)
+    z_edr3 = _zero_point(g, _nu_eff(bp_rp), ecl, "DR3")
+    out["parallax"] = out["parallax"].to_numpy(float) - z_edr3 + _zero_point(g, None, None, "DR2")
+    f = math.sqrt(_TRANSITS["DR3"] / _TRANSITS["DR2"])
+    zp = rng.standard_normal((n, 3))
+    for k, band in enumerate(("g", "bp", "rp")):
+        err = f"phot_{band}_mean_mag_error"
+        if err in out.columns:
+            s1 = out[err].to_numpy(float)
+            add = np.where(np.isfinite(s1), s1 * math.sqrt(f ** 2 - 1.0), 0.0)
+            out[f"phot_{band}_mean_mag"] = out[f"phot_{band}_mean_mag"].to_numpy(float) + add * zp[:, k]
+            out[err] = s1 * f
+    for c in _CORR_COLUMNS:
+        if c in out.columns:
+            out[c] = np.nan
+    out.attrs.update(members.attrs)
+    out.attrs["release"] = "DR2"
+    out.attrs["notes"] = (str(members.attrs.get("notes", "")) + " | members degraded to DR2 precision: SIMULATED "
+                          "noise added to real astrometry (ocnb.membership.field.degrade_members)").strip(" |")
+    return out
+
+
 def embed_cluster(members=None, cluster_name: str | None = None, seed: int = 0, field: pd.DataFrame | None = None,
                   cone_cuts: bool = True, *, g_max: float = 18.0, radius_pc: float = 50.0, n_sigma: float = 10.0,
-                  allow_test_cluster: bool = False, model: Mapping | None = None, cache: bool = True):
+                  allow_test_cluster: bool = False, model: Mapping | None = None, cache: bool = True,
+                  release: str = "DR3"):
     """Real cluster members inside a SIMULATED field along their line of sight: a training/validation cone.
 
     The cone is spec A2's: centre = CG2020 (RA_ICRS, DE_ICRS) (the members' mean where the
@@ -1038,8 +1172,17 @@ def embed_cluster(members=None, cluster_name: str | None = None, seed: int = 0, 
     model : dict, optional
         Overrides of :data:`DEFAULT_MODEL`.
     cache : bool
-        Cache the simulated field in the data home (:func:`simulate_field`); nearby clusters have
-        10-deg cones with millions of drawn stars.
+        Cache the simulated field in the data home (:func:`simulate_field`, whose key includes the
+        release); nearby clusters have 10-deg cones with millions of drawn stars.
+    release : {"DR3", "EDR3", "DR2"}
+        The Gaia release the cone imitates: the release of the cone the trained model will score
+        (the network never sees errors as inputs; it learns the members' spread from its training
+        cones). ``"DR3"``/``"EDR3"``: the members as published (EDR3 astrometry). ``"DR2"``: the
+        field gets DR2 errors and the −0.029 mas DR2 zero point (:func:`simulate_field`), and the real
+        members are **degraded to DR2 precision: SIMULATED noise added to real astrometry**
+        (:func:`degrade_members`); the three pm/parallax correlation columns are dropped from the whole
+        cone, because the real DR2 cone (Blanco 1) has none (both are then scored with a diagonal
+        covariance). The degradation happens before the cone's means, dispersions and cuts.
 
     Returns
     -------
@@ -1047,7 +1190,7 @@ def embed_cluster(members=None, cluster_name: str | None = None, seed: int = 0, 
         The cone (:data:`CONE_COLUMNS`, rows shuffled, RangeIndex; members keep their real
         ``source_id``, field stars have negative ids) and ``truth`` (True = a published member).
         ``attrs``: ``simulated=True`` (the field is simulated, the members are real), ``cluster``,
-        ``release`` ("DR3"), ``ra``, ``dec``, ``l``, ``b``, ``radius_deg``, ``dist_pc``, ``a_v``,
+        ``release`` ("DR3" or "DR2"), ``ra``, ``dec``, ``l``, ``b``, ``radius_deg``, ``dist_pc``, ``a_v``,
         ``pm_box``, ``parallax_range``, ``n_members``, ``n_field``, ``members_dropped`` (dict of
         reasons → counts), ``flags``, ``seed``, ``members_source``.
 
@@ -1061,8 +1204,10 @@ def embed_cluster(members=None, cluster_name: str | None = None, seed: int = 0, 
         Members without a required column, or no member left (all NaN astrometry/photometry, all
         outside the cone, fewer than 2 rows for the dispersions).
     FieldModelError
-        Bad ``g_max``/``radius_pc``/``n_sigma`` (and everything :func:`simulate_field` refuses).
+        Bad ``g_max``/``radius_pc``/``n_sigma``, an unknown ``release`` (and everything
+        :func:`simulate_field` refuses).
     """
+    rel = _release(release)
     if isinstance(members, str):
         cluster_name = cluster_name or members
         members = None
@@ -1101,6 +1246,9 @@ def embed_cluster(members=None, cluster_name: str | None = None, seed: int = 0, 
     flags: list[str] = []
     if bad.any():
         flags.append(f"{int(bad.sum())} member(s) with NaN astrometry/photometry dropped")
+    if rel == "DR2":  # before the means/dispersions/cuts: a DR2 cone search sees DR2 astrometry
+        mem = degrade_members(mem, seed=seed)
+        flags.append("members degraded to DR2 precision: SIMULATED noise added to real (E)DR3 astrometry")
     cat = _catalogue(name)
     if not np.isfinite(cat["dist_pc"]):
         cat["dist_pc"] = 1000.0 / float(np.median(mem["parallax"]))
@@ -1151,7 +1299,7 @@ def embed_cluster(members=None, cluster_name: str | None = None, seed: int = 0, 
         flags.append("no catalogue A_V: default dust layer (0.7 mag/kpc in the plane)")
     if field is None:
         field = simulate_field(l_c, b_c, radius_deg, g_max=g_max, seed=seed, pm_box=pm_box,
-                               parallax_range=plx_range, extinction=extinction, release="DR3", model=model,
+                               parallax_range=plx_range, extinction=extinction, release=rel, model=model,
                                truth_columns=False, cache=cache)
         flags += list(field.attrs.get("flags", []))
     else:
@@ -1174,6 +1322,9 @@ def embed_cluster(members=None, cluster_name: str | None = None, seed: int = 0, 
             fld[col] = np.hypot(fld[col].to_numpy(float), GAIA_ZERO_POINT_SIGMA[band])
         flags.append("members' magnitude errors include the calibration floor: added to the field's")
     cols = list(CONE_COLUMNS)
+    if rel == "DR2":  # the real DR2 cone has no correlation columns: train on the same diagonal covariance
+        cols = [c for c in cols if c not in _CORR_COLUMNS]
+        flags.append("DR2 cone: no pm/parallax correlation columns (as the real DR2 cone)")
     for c in cols:
         if c not in fld.columns:
             fld[c] = np.nan
@@ -1183,7 +1334,7 @@ def embed_cluster(members=None, cluster_name: str | None = None, seed: int = 0, 
     cone = cone.iloc[perm].reset_index(drop=True)
     truth = truth[perm]
     cone.attrs.update(
-        simulated=True, release="DR3", cluster=name, seed=seed, ra=cat["ra"], dec=cat["dec"], l=l_c, b=b_c,
+        simulated=True, release=rel, cluster=name, seed=seed, ra=cat["ra"], dec=cat["dec"], l=l_c, b=b_c,
         radius_deg=radius_deg, area_deg2=_cap_area_deg2(radius_deg), dist_pc=cat["dist_pc"],
         a_v=a_v, g_max=g_max, pm_box=pm_box, parallax_range=plx_range, n_members=int(truth.sum()),
         n_field=int((~truth).sum()), members_dropped=dropped, flags=flags,

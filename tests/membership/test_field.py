@@ -24,6 +24,8 @@ from ocnb.membership.field import (
     TestClusterError,
     compare_fields,
     cone_cuts,
+    degrade_members,
+    dr2_error_level,
     embed_cluster,
     extinction_along,
     plot_field_comparison,
@@ -312,6 +314,116 @@ def test_blanco1_is_the_held_out_test():
 
 
 # ---------------------------------------------------------------------------
+# release="DR2": members degraded to DR2 precision (SIMULATED noise on real astrometry)
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ngc2360_members():
+    from ocnb.datasets import load_members
+
+    return load_members("NGC 2360", source="almeida")
+
+
+def test_dr2_error_level_values_and_larger_than_edr3():
+    """The DR2 error model (median of rescaled random DR2 sources) at a few G; measured values ±5 % (a regression
+    check: the reference sample is fixed, the function deterministic)."""
+    from ocnb.photometry import parallax_error
+
+    g = np.array([12.0, 16.0, 17.0, 17.5, 18.0])
+    lev = dr2_error_level(g)
+    assert lev["parallax_error"] == pytest.approx([0.0218, 0.0555, 0.0847, 0.1124, 0.1636], rel=0.05)
+    assert lev["pmra_error"] == pytest.approx([0.0313, 0.0969, 0.1259, 0.184, 0.2753], rel=0.05)
+    assert np.all(np.diff(lev["parallax_error"]) > 0) and np.all(np.diff(lev["pmdec_error"]) > 0)
+    # DR2 (22 months) is less precise than EDR3 (34 months): ϖ by > 1.1x, proper motions by > 1.6x
+    assert np.all(lev["parallax_error"] > 1.1 * parallax_error(g))
+    assert np.all(lev["pmra_error"] > 1.6 * parallax_error(g))
+    assert dr2_error_level(np.array([[16.0, 17.0]]))["pmdec_error"].shape == (1, 2)
+
+
+def test_degrade_members_errors_noise_and_zero_point(ngc2360_members):
+    from ocnb.membership.field import _nu_eff, _zero_point
+
+    m = ngc2360_members
+    d = degrade_members(m, seed=5)
+    assert len(d) == len(m) and d["source_id"].tolist() == m["source_id"].tolist()
+    assert d.attrs["release"] == "DR2" and "SIMULATED noise" in d.attrs["notes"]
+    g = m["phot_g_mean_mag"].to_numpy(float)
+    lev = dr2_error_level(g)
+    for err in ("parallax_error", "pmra_error", "pmdec_error"):
+        s1 = m[err].to_numpy(float)
+        np.testing.assert_allclose(d[err], np.maximum(lev[err], s1))
+    assert d[["parallax_pmra_corr", "parallax_pmdec_corr", "pmra_pmdec_corr"]].isna().all().all()
+    # the EDR3 zero point out, DR2's -0.029 mas in
+    bp_rp = (m["phot_bp_mean_mag"] - m["phot_rp_mean_mag"]).to_numpy(float)
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    ecl = SkyCoord(ra=m["ra"].to_numpy(float) * u.deg, dec=m["dec"].to_numpy(float) * u.deg
+                   ).barycentrictrueecliptic.lat.deg
+    shift = -_zero_point(g, _nu_eff(bp_rp), ecl, "DR3") - 0.029
+    assert np.all(np.abs(shift) < 0.06)
+    # the added noise has variance σ_DR2² − σ_EDR3²: normalised differences ~ N(0, 1). With n ≥ 300 rows the
+    # standard deviation of the sample std is ≤ 1/sqrt(2n) = 0.041: margin 0.2 (~5σ); mean within 5/sqrt(n)
+    for col, err, off in (("parallax", "parallax_error", shift), ("pmra", "pmra_error", 0.0),
+                          ("pmdec", "pmdec_error", 0.0)):
+        s1, s2 = m[err].to_numpy(float), d[err].to_numpy(float)
+        var = s2 ** 2 - s1 ** 2
+        ok = var > 1e-8
+        assert ok.sum() >= 300, (col, ok.sum())
+        zz = (d[col].to_numpy(float) - m[col].to_numpy(float) - off)[ok] / np.sqrt(var[ok])
+        assert abs(np.std(zz) - 1.0) < 0.2, (col, np.std(zz))
+        assert abs(np.mean(zz)) < 5 / math.sqrt(ok.sum()), (col, np.mean(zz))
+        # rows whose EDR3 error already exceeds the DR2 level are unchanged (up to the zero point)
+        np.testing.assert_allclose(d[col].to_numpy(float)[~ok] - m[col].to_numpy(float)[~ok],
+                                   np.broadcast_to(off, ok.shape)[~ok], atol=1e-9)
+    # photometry: errors x sqrt(42/27), a small added noise
+    f = math.sqrt(42 / 27)
+    np.testing.assert_allclose(d["phot_g_mean_mag_error"], f * m["phot_g_mean_mag_error"])
+    dg = (d["phot_g_mean_mag"] - m["phot_g_mean_mag"]).to_numpy(float)
+    added = m["phot_g_mean_mag_error"].to_numpy(float) * math.sqrt(f ** 2 - 1)
+    assert np.std(dg / added) == pytest.approx(1, abs=0.2)
+
+
+def test_degrade_members_is_seeded(ngc2360_members):
+    a, b, c = (degrade_members(ngc2360_members, seed=s) for s in (1, 1, 2))
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a["pmra"], c["pmra"])
+    # the input is not modified
+    assert ngc2360_members.attrs.get("release") != "DR2" or "SIMULATED" not in ngc2360_members.attrs.get("notes", "")
+
+
+def test_degrade_members_bad_input(ngc2360_members):
+    with pytest.raises(MemberTableError, match=r"lacks column\(s\) \['pmra'\]"):
+        degrade_members(ngc2360_members.drop(columns=["pmra"]))
+    bad = ngc2360_members.copy()
+    bad.loc[bad.index[0], "parallax"] = np.nan
+    with pytest.raises(MemberTableError, match="NaN"):
+        degrade_members(bad)
+
+
+def test_embed_cluster_dr2(ngc2243):
+    """A DR2 cone: degraded members, no correlation columns, release in attrs; seeded (given field: fast)."""
+    cone3, truth3 = ngc2243
+    field = cone3.loc[~truth3].reset_index(drop=True)
+    cone, truth = embed_cluster(cluster_name="NGC 2243", seed=4, field=field, release="DR2")
+    again, truth_b = embed_cluster(cluster_name="NGC 2243", seed=4, field=field, release="DR2")
+    pd.testing.assert_frame_equal(cone, again)
+    assert np.array_equal(truth, truth_b)
+    assert cone.attrs["release"] == "DR2" and cone3.attrs["release"] == "DR3"
+    assert not any(c.endswith("_corr") for c in cone.columns)
+    assert list(cone.columns) == [c for c in CONE_COLUMNS if not c.endswith("_corr")]
+    assert any("degraded to DR2 precision" in f for f in cone.attrs["flags"])
+    # the members are degrade_members(members, seed) (same seed), matched by source_id
+    from ocnb.datasets import load_members
+
+    deg = degrade_members(load_members("NGC 2243", source="almeida"), seed=4).set_index("source_id")
+    mem = cone.loc[truth].set_index("source_id")
+    for col in ("pmra", "pmra_error", "parallax", "parallax_error", "phot_g_mean_mag_error"):
+        np.testing.assert_allclose(mem[col], deg.loc[mem.index, col], rtol=1e-12, err_msg=col)
+    # wider member spread in DR2 -> the 10σ cuts are at least as wide as with EDR3 precision
+    assert cone.attrs["pm_box"][2] >= cone3.attrs["pm_box"][2]
+
+
+# ---------------------------------------------------------------------------
 # bad input
 # ---------------------------------------------------------------------------
 def _members_without_parallax():
@@ -373,6 +485,8 @@ BAD_EMBED = [
     (dict(cluster_name="NGC 2243", g_max=25), FieldModelError, r"g_max = 25"),
     (dict(cluster_name="NGC 2243", radius_pc=0), FieldModelError, r"radius_pc = 0"),
     (dict(cluster_name="NGC 2243", field="cone"), FieldModelError, r"field must be a DataFrame"),
+    (dict(cluster_name="NGC 2243", release="DR4"), FieldModelError, r"release = 'DR4'"),
+    (dict(cluster_name="NGC 2243", release=None), FieldModelError, r"release = None"),
 ]
 
 
