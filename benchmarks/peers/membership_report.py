@@ -59,7 +59,9 @@ NOTES = [
     "errors; the DR2 cone has no correlation columns, so the covariance is diagonal and flagged). Its seed "
     "member list — support sets, cluster parameters and candidate boundaries — is the cone's `ocelot_label == 0` "
     "stars: the 262-star clustering result shipped with the cone (ocelot's test fixture), in the role the "
-    "CG2020 members play in the paper. Blanco 1 is never in ocnb's training or validation data. The time is "
+    "CG2020 members play in the paper. Blanco 1 is never in the training or validation data of the model trained "
+    "here; the authors' DS10_v02 *did* train on it (one of its 605 training clusters), so that row is not a "
+    "held-out score. The time is "
     "the scoring of the whole cone with the model loaded; the model load is listed separately.",
     "Timings come from one run on the machine named above; the methods are timed the same way each time "
     "(median of repeats), but they do different work: HDBSCAN clusters the whole cone blind, fastMP starts from "

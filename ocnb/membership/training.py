@@ -12,9 +12,9 @@ the paper and are presets' settings, said so:
   calls most candidates members (vG23 Sect. 4: twice as many members as Tarricq+2022).
 * the cone radius is capped at ``max_radius_deg`` (spec A2's 50 pc would give the Hyades a 60° cone).
 
-The training cones are simulated at the **release of the cone to be scored** (``release=``): the network
-never sees errors as inputs, it learns the members' spread from its training cones, so a model trained on
-EDR3-precision cones misses the faint DR2 members whose errors are ~2× larger. ``release="DR2"`` degrades the
+The training cones can be simulated at the release of the cone to be scored (``release=``), on the idea that the
+network never sees errors as inputs and learns the members' spread from its training cones, so a model trained on
+EDR3-precision cones could miss faint DR2 members, whose errors are ~2× larger. ``release="DR2"`` degrades the
 real members to DR2 precision (SIMULATED noise, :func:`ocnb.membership.field.degrade_members`) in a DR2 field
 without correlation columns; the model's store name carries the release (``vg23-deepsets-fast-dr2-s0``).
 Measured (FAST preset, seeds 0/1/2, real Blanco 1 DR2 cone, p ≥ 0.5): DR3-trained F1 0.962/0.945/0.952
