@@ -605,9 +605,19 @@ class MembershipPanel(Panel):
 
     def axis_ranges(self, view: str) -> dict:
         """``{"x": (lo, hi), "y": (lo, hi)}`` of a view: every star, padded (boundaries that reach farther out than
-        the stars are cut by the frame: the stars decide what is shown)."""
+        the stars are cut by the frame: the stars decide what is shown). The proper-motion view and the parallax
+        axis frame the candidates (padded by their own span on each side) when there are any: a field's
+        high-proper-motion and nearby stars would otherwise shrink the cluster to a dot; zoom out for the field."""
         kx, ky, _ = self._views()[view]
-        return {"x": padded_range(self.data[kx]), "y": padded_range(self.data[ky])}
+        cand = ~self.is_field
+        ranges = {"x": padded_range(self.data[kx]), "y": padded_range(self.data[ky])}
+        if cand.sum() >= 2:
+            if view == "pm":
+                ranges = {"x": padded_range(self.data.loc[cand, kx], pad=1.0),
+                          "y": padded_range(self.data.loc[cand, ky], pad=1.0)}
+            elif view == "parallax":
+                ranges["y"] = padded_range(self.data.loc[cand, ky], pad=1.0)
+        return ranges
 
     def plot(self):
         """holoviews Layout (2 × 2, as vG23 Fig. 1) of the linked views; the candidates follow the slider."""

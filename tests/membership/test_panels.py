@@ -377,3 +377,17 @@ def test_counts_reject_bad_threshold(cone):
     panel = mp.MembershipPanel(cone)
     panel.set(p_min=3.0, clip=True)  # clip: to the slider's range
     assert panel.state()["p_min"] == 1.0
+
+
+def test_pm_and_parallax_views_frame_the_candidates_not_the_field_tails(cone):
+    """A field star at 500 mas/yr (or 40 mas) must not shrink the cluster to a dot; the sky keeps every star."""
+    far = cone.copy()
+    far.loc[0, ["pmra", "pmdec", "parallax_corrected", "is_candidate", "p_member"]] = [500.0, -600.0, 40.0, False, 0.0]
+    panel = mp.MembershipPanel(far, selection(), PARAMS)
+    cand = far[far["is_candidate"]]
+    pm = panel.axis_ranges("pm")
+    assert pm["x"][0] <= cand["pmra"].min() and pm["x"][1] >= cand["pmra"].max() and pm["x"][1] < 500
+    assert pm["y"][0] > -600 and pm["y"][1] >= cand["pmdec"].max()
+    assert panel.axis_ranges("parallax")["y"][1] < 40
+    sky = panel.axis_ranges("sky")
+    assert sky["x"][0] <= panel.data["xi"].min() and sky["x"][1] >= panel.data["xi"].max()
