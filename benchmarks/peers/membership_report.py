@@ -216,23 +216,14 @@ def results_markdown(results: dict) -> str:
 
 
 def update_results_md(path, section: str) -> Path:
-    """Replace the marked section of ``path`` by ``section`` (appended when absent; file created if needed)."""
-    p = Path(path)
-    text = p.read_text() if p.is_file() else "# Benchmark results\n"
-    i, j = text.find(MD_START), text.find(MD_END)
-    if i >= 0 and j > i:
-        text = text[:i] + section + text[j + len(MD_END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    p.write_text(text)
-    return p
+    """Replace this comparison's marked section of ``path`` by ``section`` (see ``report.update_results_md``)."""
+    from benchmarks.peers import report
+
+    return report.update_results_md(path, section, MD_START, MD_END)
 
 
 def existing_section(path) -> str | None:
-    """The marked section of an existing RESULTS.md, or None."""
-    p = Path(path)
-    if not p.is_file():
-        return None
-    text = p.read_text()
-    i, j = text.find(MD_START), text.find(MD_END)
-    return text[i: j + len(MD_END)] if i >= 0 and j > i else None
+    """This comparison's marked section of an existing RESULTS.md, or None."""
+    from benchmarks.peers import report
+
+    return report.existing_section(path, MD_START, MD_END)

@@ -286,24 +286,23 @@ def results_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def update_results_md(path: str | Path, section: str) -> Path:
-    """Replace the marked section of ``path`` by ``section`` (appended when absent; file created if needed)."""
+def update_results_md(path: str | Path, section: str, start: str = MD_START, end: str = MD_END) -> Path:
+    """Replace the section of ``path`` between the markers ``start``/``end`` (default: this comparison's) by
+    ``section`` (appended when absent; file created if needed). Every peer report uses it with its own markers."""
     p = Path(path)
     text = p.read_text() if p.is_file() else "# Benchmark results\n"
-    i, j = text.find(MD_START), text.find(MD_END)
-    if i >= 0 and j > i:
-        text = text[:i] + section + text[j + len(MD_END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    i, j = text.find(start), text.find(end)
+    found = i >= 0 and j > i
+    text = text[:i] + section + text[j + len(end) :] if found else text.rstrip("\n") + "\n\n" + section + "\n"
     p.write_text(text)
     return p
 
 
-def existing_section(path: str | Path) -> str | None:
-    """The marked section of an existing RESULTS.md, or None."""
+def existing_section(path: str | Path, start: str = MD_START, end: str = MD_END) -> str | None:
+    """The section between the markers ``start``/``end`` of an existing RESULTS.md, or None."""
     p = Path(path)
     if not p.is_file():
         return None
     text = p.read_text()
-    i, j = text.find(MD_START), text.find(MD_END)
-    return text[i : j + len(MD_END)] if i >= 0 and j > i else None
+    i, j = text.find(start), text.find(end)
+    return text[i : j + len(end)] if i >= 0 and j > i else None

@@ -144,8 +144,8 @@ def _citation(dataset: str, root: str) -> str:
     return _registry.registry(root)["datasets"][dataset]["citation"]
 
 
-def _finish(df: pd.DataFrame) -> pd.DataFrame:
-    """Add missing canonical columns (NaN / None), order them first, fix dtypes."""
+def finish_member_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Add missing canonical columns (NaN / None), order them first, fix dtypes (every member-table maker uses it)."""
     for c in MEMBER_COLUMNS:
         if c not in df.columns:
             df[c] = None if c in ("ph_qual", "cluster") else np.nan
@@ -186,7 +186,7 @@ def _from_cone(canonical: str, root: str, selection: bool) -> pd.DataFrame:
         df = df[df["selected"]].drop(columns="selected")
     df.insert(1, "cluster", canonical)
     df["membership_probability"] = np.nan
-    df = _finish(df)
+    df = finish_member_table(df)
     file, ds = _CONES[canonical]
     df.attrs.update(
         release="DR3",
@@ -249,7 +249,7 @@ def _from_almeida(canonical: str, root: str) -> pd.DataFrame:
             "companion_mass_error": raw["er_comp_mass"],
         }
     )
-    df = _finish(df)
+    df = finish_member_table(df)
     df.attrs.update(
         release="EDR3",
         source="almeida",
@@ -377,7 +377,7 @@ def _from_iso(canonical: str, root: str, subset: str | None) -> pd.DataFrame:
     for c in look.columns:
         df[c] = joined[c].to_numpy()
     df["astrometry_origin"] = df["astrometry_origin"].fillna("none")
-    df = _finish(df)
+    df = finish_member_table(df)
     n_pm = int(df["pmra"].notna().sum())
     df.attrs.update(
         release="EDR3",

@@ -555,6 +555,7 @@ def members_from_probabilities(result, p_min: float = 0.5) -> pd.DataFrame:
         a frame without ``p_member``/``source_id``; anything else than a result or a frame.
     """
     from ..datasets import MEMBER_COLUMNS
+    from ..datasets.members import finish_member_table
 
     if isinstance(result, MembershipResult):
         frame = result.to_frame()
@@ -590,14 +591,7 @@ def members_from_probabilities(result, p_min: float = 0.5) -> pd.DataFrame:
     df["membership_probability"] = p[keep]
     if "phot_g_mean_mag_error" not in df.columns and "sigma_g" in df.columns:
         df["phot_g_mean_mag_error"] = df["sigma_g"]
-    for c in MEMBER_COLUMNS:
-        if c not in df.columns:
-            df[c] = None if c in ("ph_qual", "cluster") else np.nan
-    df["source_id"] = df["source_id"].astype("int64")
-    df["ph_qual"] = df["ph_qual"].astype(object).where(df["ph_qual"].notna(), None)
-    for c in MEMBER_COLUMNS:
-        if c not in ("source_id", "cluster", "ph_qual"):
-            df[c] = df[c].astype("float64")
+    df = finish_member_table(df)
     extras = [c for c in ("parallax_corrected", "g_rp", "sigma_g", "sigma_g_rp", *FEATURE_NAMES, "is_candidate",
                           "is_train_member", "truth") if c in df.columns]
     df = df[list(MEMBER_COLUMNS) + extras]
