@@ -135,12 +135,20 @@ _HOOK = r"""() => {
         } else if ((t === "display_data" || t === "execute_result") && c.data && c.data["text/plain"]) {
             w.messages.push({kind: "display", text: String(c.data["text/plain"])});
         }
+        // A plot's comm callback that raises (e.g. Bokeh rejecting a property BokehJS sent back) is shown by
+        // Panel as <pre>Traceback ...</pre> in an update of the plot's output: no error message, no stderr.
+        const html = (t === "display_data" || t === "execute_result" || t === "update_display_data")
+            && c.data && c.data["text/html"];
+        if (html && String(html).includes("Traceback (most recent call last)")) {
+            w.messages.push({kind: "html", text: String(html).replace(/<[^>]*>/g, "")});
+        }
     });
     return "ok";
 }"""
 
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\w*(Error|Exception): ", re.M)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_SHOWN_TRACEBACK = re.compile(r"Traceback \(most recent call last\)")
 
 
 class Kernel:
@@ -195,6 +203,8 @@ class Kernel:
                 noise = self.checks.stderr_noise(text)
                 if noise:
                     out.append(f"{where}: stderr: " + " | ".join(noise[:8]) + self._comm_details(noise))
+            elif m["kind"] == "html":
+                out.append(f"{where}: traceback shown in a plot's output: {text[-1500:]}")
             elif _TRACEBACK.search(text):
                 out.append(f"{where}: traceback in output: {text[:1500]}")
         return out
@@ -234,6 +244,9 @@ CONTROLS = {
 ALL_CONTROLS = ", ".join(CONTROLS.values())
 #: order of driving: values first; checkboxes/toggles (flipped back) and buttons (e.g. a slow "Fit") last
 ORDER = ["slider", "dropdown", "select", "choice", "number", "text", "checkbox", "toggle", "button"]
+#: notebooks whose panels are driven a second time after their buttons were clicked: a change after a "Fit"
+#: redraws a plot that now holds a fit (notebook 01's gradient panel printed a traceback on every such change)
+AFTER_BUTTONS = {"01_cmd_quadtree_ann"}
 
 
 def _kind(el) -> str:
@@ -335,6 +348,12 @@ def _plot_fingerprint(cell) -> bytes:
     return b"".join(shots)
 
 
+def _shown_tracebacks(cell) -> list[str]:
+    """Python tracebacks visible in the cell's outputs (Panel prints a failed plot callback's into the plot)."""
+    text = cell.locator(".jp-OutputArea").first.inner_text()
+    return [text[max(0, m.start() - 200):m.start() + 1200] for m in _SHOWN_TRACEBACK.finditer(text)]
+
+
 def _visible_controls(cell) -> list:
     loc = cell.locator(".jp-OutputArea").locator(ALL_CONTROLS)
     out = []
@@ -372,6 +391,10 @@ def test_every_widget_of_every_panel(jupyterlab, artifacts_dir, output_checks, n
             # as a console error; resources that could not load are checked below (no CDN).
             if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
                 problems.append(f"{context[0]}: console error in the page: {msg.text[:500]}")
+            # A failed plot callback in the kernel (pyviz_comms: "Python failed with the following traceback", e.g.
+            # Bokeh rejecting a property BokehJS sent back) and BokehJS' own complaints are console *warnings*.
+            elif msg.type == "warning" and ("Python failed" in msg.text or "bokeh" in msg.text.lower()):
+                problems.append(f"{context[0]}: BokehJS warning in the page: {msg.text[:500]}")
 
         page.on("console", on_console)
         page.on("pageerror", lambda e: problems.append(f"{context[0]}: uncaught error in the page: {e}"))
@@ -402,9 +425,15 @@ def test_every_widget_of_every_panel(jupyterlab, artifacts_dir, output_checks, n
             cell.scroll_into_view_if_needed()
             cell.locator(".jp-OutputArea").screenshot(path=str(artifacts_dir / f"browser_{name}_before.png"))
             controls = sorted(_visible_controls(cell), key=lambda el: ORDER.index(_kind(el)))
-            redrawn = 0
+            if notebook in AFTER_BUTTONS and any(_kind(el) == "button" for el in controls):
+                # once more after the buttons: every change of a value now redraws a plot that holds a fit
+                controls += [el for el in controls if _kind(el) not in ("button", "toggle")]
+            redrawn, seen_button = 0, False
             for el in controls:
                 kind, label = _kind(el), _label(el)
+                if seen_button and kind != "button":
+                    label += " (after the buttons)"
+                seen_button |= kind == "button"
                 context[0] = f"{name}: {kind} {label!r}"
                 record = {"panel": name, "kind": kind, "label": label, "value_before": _value(el, kind)}
                 plots_before = _plot_fingerprint(cell)
@@ -423,6 +452,8 @@ def test_every_widget_of_every_panel(jupyterlab, artifacts_dir, output_checks, n
                 record["plot_changed"] = _plot_fingerprint(cell) != plots_before
                 redrawn += record["plot_changed"]
                 problems += kernel.problems(f"{name}: {kind} {label!r}")
+                problems += [f"{name}: {kind} {label!r}: traceback shown in the panel: {t}"
+                             for t in _shown_tracebacks(cell)]
                 if kind in ("checkbox", "toggle"):  # flip back, so later controls see the default state
                     busy = kernel.busy_count()
                     _act(page, el, kind)
@@ -438,6 +469,8 @@ def test_every_widget_of_every_panel(jupyterlab, artifacts_dir, output_checks, n
             if controls and not redrawn:
                 problems.append(f"{name}: no control redrew the panel's plot")
         problems += kernel.problems("end")
+        for i in range(cells.count()):  # what a user scrolling through the notebook would see
+            problems += [f"cell {i}: traceback shown in its outputs: {t}" for t in _shown_tracebacks(cells.nth(i))]
         page.screenshot(path=str(artifacts_dir / f"browser_{notebook}_page.png"))
         browser.close()
 

@@ -38,6 +38,7 @@ LIGHT = {
     "ocnb.datasets": HEAVY,
     "ocnb.isochrones": HEAVY,
     "ocnb.photometry": HEAVY,
+    "ocnb.astrometry": HEAVY,
     "ocnb.panels": ("holoviews", "bokeh", "panel", "datashader"),
     "ocnb.stats": ("pymc", "pytensor"),
 }

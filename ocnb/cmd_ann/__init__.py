@@ -38,6 +38,8 @@ _EXPORTS = {
     "tsne": ["embed_features", "TSNEResult", "observed_features"],
     "panels": ["GradientPanel", "TSNEExplorer", "QuadTreeInspector", "EnsembleIsochronePanel", "plot_quadtree",
                "quadtree_segments"],
+    "trust": ["assess", "OODResult", "OODReference", "ood_reference", "ood_test", "parallax_consistency",
+              "parallax_dispersion", "model_digest", "mu_dist_class"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

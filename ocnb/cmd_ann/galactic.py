@@ -427,32 +427,84 @@ def plot_xy_age_bins(
     title: str | None = None,
     color: str = "k",
     size: float = 4.0,
+    label: str | None = None,
 ):
     """Fig. 14: X-Y positions in six age bins (Sun at the origin, Galactic centre to the right).
 
-    Returns the matplotlib Figure.
+    Parameters
+    ----------
+    sample : DataFrame
+        :func:`galactic_sample` output (``X, Y`` [kpc], ``age_bin``).
+    lim_kpc : float
+        Half-width of each panel [kpc].
+    fig : matplotlib Figure, optional
+        A figure returned by an earlier call: the sample is drawn *over* the same six panels
+        (e.g. our own estimates in red over the published catalogue) and each title gains its
+        count. Any other figure gets a new 2 x 3 grid.
+    title : str, optional
+        Figure title (kept from the first call when overplotting and not given).
+    color, size : matplotlib colour and marker area [pt^2] of this sample's points.
+    label : str, optional
+        Legend entry of this sample. When overplotting, default ``"overlay"`` for the new sample
+        and ``"catalogue"`` for the first.
+
+    Returns
+    -------
+    matplotlib Figure
+        ``fig.ocnb_xy_axes`` holds the 2 x 3 axes (age bins in :data:`AGE_BIN_LABELS` order).
     """
     import matplotlib.pyplot as plt
 
+    axes = getattr(fig, "ocnb_xy_axes", None) if fig is not None else None
+    first = axes is None
     if fig is None:
-        fig = plt.figure(figsize=(11, 7.4))
-    axes = fig.subplots(2, 3, sharex=True, sharey=True)
-    for ax, label in zip(axes.ravel(), AGE_BIN_LABELS, strict=True):
-        s = sample[sample["age_bin"] == label]
-        ax.scatter(s["X"], s["Y"], s=size, c=color, lw=0, alpha=0.7)
-        ax.plot([0], [0], marker="*", ms=11, color="gold", mec="k", zorder=5)
-        ax.set_title(f"{label} (N = {len(s)})", fontsize=10)
-        ax.set_xlim(-lim_kpc, lim_kpc)
-        ax.set_ylim(-lim_kpc, lim_kpc)
-        ax.set_aspect("equal")
-        ax.grid(alpha=0.3)
+        # constrained layout keeps the panel titles, the suptitle and the legend apart
+        fig = plt.figure(figsize=(11, 8.0), layout="constrained")
+    if first:
+        axes = fig.subplots(2, 3, sharex=True, sharey=True, squeeze=False)
+        fig.ocnb_xy_axes = axes
+        fig.ocnb_xy_layers = []
+    layers = fig.ocnb_xy_layers
+    if not first and label is None:
+        label = "overlay"
+    # the first sample underneath; each overlay on top (higher zorder) with a dark edge so it stays visible
+    zorder = 2 + len(layers)
+    counts = {}
+    for ax, bin_label in zip(axes.ravel(), AGE_BIN_LABELS, strict=True):
+        s = sample[sample["age_bin"] == bin_label]
+        counts[bin_label] = len(s)
+        kw = dict(s=size, c=color, zorder=zorder)
+        kw.update(dict(lw=0, alpha=0.6) if first else dict(edgecolors="k", linewidths=0.6, alpha=0.95))
+        ax.scatter(s["X"], s["Y"], label=label, **kw)
+        if first:
+            ax.plot([0], [0], marker="*", ms=11, color="gold", mec="k", zorder=50)
+            ax.set_xlim(-lim_kpc, lim_kpc)
+            ax.set_ylim(-lim_kpc, lim_kpc)
+            ax.set_aspect("equal")
+            ax.grid(alpha=0.3)
+    layers.append({"label": label, "counts": counts})
+    if not first and layers[0]["label"] is None:
+        layers[0]["label"] = "catalogue"
+    for ax, bin_label in zip(axes.ravel(), AGE_BIN_LABELS, strict=True):
+        parts = [f"N = {layers[0]['counts'][bin_label]}"]
+        parts += [f"{lay['label']}: {lay['counts'][bin_label]}" for lay in layers[1:]]
+        ax.set_title(f"{bin_label}\n" + ", ".join(parts), fontsize=9)
     for ax in axes[-1]:
         ax.set_xlabel("X [kpc] (to the Galactic centre)")
     for ax in axes[:, 0]:
         ax.set_ylabel("Y [kpc] (rotation)")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if len(layers) > 1:
+        # one legend for the figure, built from the first panel's layers
+        handles = axes[0, 0].collections
+        for leg in list(fig.legends):
+            leg.remove()
+        constrained = type(fig.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"
+        fig.legend(handles, [lay["label"] for lay in layers], ncols=len(layers), markerscale=2.0, frameon=False,
+                   loc="outside lower center" if constrained else "lower center")
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     return fig
 
 
@@ -470,7 +522,7 @@ def plot_z_histograms(
     s = sample if max_dist_kpc is None else sample[sample["d_kpc"] < max_dist_kpc]
     stats = z_distribution(s, max_dist_kpc=None)
     if fig is None:
-        fig = plt.figure(figsize=(11, 6))
+        fig = plt.figure(figsize=(11, 6), layout="constrained")
     axes = fig.subplots(2, 3, sharex=True)
     edges = np.arange(-zlim_kpc, zlim_kpc + bin_width_kpc / 2, bin_width_kpc)
     for ax, label in zip(axes.ravel(), AGE_BIN_LABELS, strict=True):
@@ -482,8 +534,9 @@ def plot_z_histograms(
     for ax in axes[-1]:
         ax.set_xlabel("Z [kpc]")
     for ax in axes[:, 0]:
-        ax.set_ylabel("clusters")
+        ax.set_ylabel(f"clusters per {bin_width_kpc * 1e3:g} pc")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     return fig

@@ -435,6 +435,11 @@ class ClusterEstimate:
     members : DataFrame
         The member table used.
     prediction : EnsemblePrediction
+        The ensemble's draws (fast mode, shifted with the parallax update) or equally weighted
+        posterior draws of the refinement (refined mode).
+    mode : {"fast", "refined"}
+    refinement : RefineResult or None
+        The refinement's weighted samples, ESS and checks (refined mode).
     """
 
     name: str
@@ -445,6 +450,8 @@ class ClusterEstimate:
     members: pd.DataFrame
     prediction: EnsemblePrediction
     model: CavalloModel = field(repr=False, default=None)
+    mode: str = "fast"
+    refinement: object = field(repr=False, default=None)
 
     @property
     def quality_name(self) -> str:
@@ -456,7 +463,7 @@ class ClusterEstimate:
         return {k: float(self.summary.loc[k, "p50"]) for k in LABELS}
 
     def to_row(self) -> dict:
-        row = {"name": self.name, "quality": self.quality, "quality_name": self.quality_name,
+        row = {"name": self.name, "mode": self.mode, "quality": self.quality, "quality_name": self.quality_name,
                "mu_dist": self.mu_dist, "low_quality": self.flags["low_quality"], "reason": self.flags["reason"],
                "n_cmd1": self.flags["n_cmd1"], "has_2mass": self.flags["has_2mass"]}
         # Column names as the catalogue's percentiles (log_age_16/50/84, feh_50, ...), which
@@ -499,28 +506,82 @@ class ClusterEstimate:
         return EnsembleIsochronePanel(self)
 
 
-def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str | None = None) -> ClusterEstimate:
-    """Age, [Fe/H], A_V and distance modulus of a real cluster from its members (Sects. 3.3–3.5).
+def _ann_gaussian(pred: EnsemblePrediction, cal: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ensemble as a Gaussian: p50 vector, raw and calibrated covariances (members' correlations)."""
+    draws = np.asarray(pred.members[0], float)
+    mean = pred.percentiles[50].iloc[0][list(LABELS)].to_numpy(float)
+    raw_sd = np.maximum(pred.std.iloc[0][list(LABELS)].to_numpy(float), 1e-6)
+    cal_sd = np.maximum(((cal[84] - cal[16]).iloc[0][list(LABELS)].to_numpy(float)) / 2, 1e-6)
+    corr = np.corrcoef(draws.T) if draws.shape[0] > 2 else np.eye(len(LABELS))
+    corr = np.nan_to_num(corr, nan=0.0)
+    np.fill_diagonal(corr, 1.0)
+    # Shrink the members' correlations a little: ten members estimate them poorly, and the
+    # covariances must stay positive definite.
+    corr = 0.8 * corr + 0.2 * np.eye(len(LABELS))
+    return mean, corr * np.outer(raw_sd, raw_sd), corr * np.outer(cal_sd, cal_sd)
+
+
+def _parallax_update(mean, cov, mu_p: float, sigma_p: float):
+    """Condition a Gaussian over (log age, [Fe/H], A_V, dMod) on a measured dMod = mu_p ± sigma_p."""
+    k = cov[:, 3] / (cov[3, 3] + sigma_p ** 2)
+    return mean + k * (mu_p - mean[3]), cov - np.outer(k, cov[3, :])
+
+
+def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str | None = None, *,
+             parallax: bool = True, refine: bool = False, release: str | None = None, seed: int = 0,
+             refine_settings=None) -> ClusterEstimate:
+    """Age, [Fe/H], A_V and distance modulus of a real cluster from its members (Sects. 3.3–3.5, issue 14).
+
+    Two modes share one result type:
+
+    * **fast** (default): the ANN ensemble (Sects. 3.3–3.5) on the QuadTree features, then — with
+      ``parallax=True`` — the members' mean parallax as a likelihood on the distance modulus
+      (:func:`ocnb.astrometry.cluster_parallax`: zero point from ``gaiadr3-zeropoint`` where the
+      columns exist, else a documented global offset, its uncertainty and the angular-covariance
+      floor included): the ANN's calibrated Gaussian is conditioned on it, so the CMD parameters
+      correlated with dMod (A_V, age) move with it. A few milliseconds.
+    * **refined** (``refine=True``): the fast result is the proposal of a likelihood refinement over
+      every member's photometry (:func:`ocnb.cmd_ann.refine.refine`: synthetic CMDs from PARSEC with
+      unresolved binaries, field outliers, Teff-dependent extinction and the members' own errors,
+      plus the parallax term), sampled by adaptive importance sampling with its effective sample
+      size reported. About a second.
+
+    Every estimate is graded by :func:`ocnb.cmd_ann.trust.assess`: the paper's μ_dist class capped by
+    an out-of-distribution test of the features against the simulated training set, the
+    parallax–CMD consistency, the parallax dispersion ("is this one cluster?") and, when refined,
+    the refinement's own checks.
 
     Parameters
     ----------
     members : DataFrame
-        Gaia DR3 column names (``phot_g_mean_mag, phot_bp_mean_mag, phot_rp_mean_mag, parallax``),
-        2MASS ``j_m, h_m`` (+ ``j_msigcom, h_msigcom, ph_qual``) when present.
+        Gaia DR3 column names (``phot_g_mean_mag, phot_bp_mean_mag, phot_rp_mean_mag, parallax``,
+        ``parallax_error``), 2MASS ``j_m, h_m`` (+ ``j_msigcom, h_msigcom, ph_qual``) when present.
     model : CavalloModel, optional
         Default :func:`train_default` (cached).
     name : str, optional
         Defaults to the table's ``cluster`` column.
+    parallax : bool
+        Use the members' parallaxes as a likelihood on dMod (default True).
+    refine : bool
+        Refine over every member (default False).
+    release : {"DR3", "EDR3", "DR2"}, optional
+        Gaia release of the parallaxes (default: the table's ``attrs["release"]``, else DR3; flagged).
+    seed : int
+        Seed of the refinement's random draws.
+    refine_settings : RefineSettings, optional
 
     Raises
     ------
     MemberTableError
         Missing G/BP/RP or parallax columns, fewer than 10 stars with G ≤ 18 and BP/RP, no finite
         parallax. Other problems (NaN parallaxes of some members, no 2MASS for a multi-band model,
-        features outside the training range, a parameter at a prior bound) are returned as flags
-        with ``low_quality=True``, never silently.
+        features outside the training range, a parameter at a prior bound, a parallax that
+        contradicts the CMD, a table that is not one cluster) are returned as flags with
+        ``low_quality=True``, never silently.
     """
+    from ..astrometry import cluster_parallax
     from ..validation import validate_members
+    from . import trust
 
     model = model if model is not None else train_default()
     if "parallax" not in getattr(members, "columns", getattr(members, "colnames", [])):
@@ -561,14 +622,73 @@ def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str
     }).loc[list(LABELS)]
     if at_bound.any():
         reasons.append("at a prior bound: " + ", ".join(k for k in LABELS if at_bound[k]))
+    # --- the members' parallax (issue 14, item 1) --------------------------------------------------
+    try:
+        cp = cluster_parallax(table, release=release)
+    except MemberTableError as err:
+        cp = None
+        reasons.append(f"no parallax likelihood: {err}")
+    mean, cov_raw, cov_cal = _ann_gaussian(pred, cal)
+    ood = trust.ood_test(model, X)
+    consistency = (trust.parallax_consistency(float(mean[3]), float(np.sqrt(cov_cal[3, 3])), cp)
+                   if cp is not None else {})
+    mu_p = cp.dist_mod() if cp is not None else float("nan")
+    use_plx = bool(parallax and cp is not None and np.isfinite(mu_p) and consistency.get("consistent", True))
+    flags["parallax_used"] = use_plx
+    prediction = pred
+    if use_plx:
+        sig_p = cp.dist_mod_sigma()
+        mean_u, cov_u = _parallax_update(mean, cov_cal, mu_p, sig_p)
+        _, raw_u = _parallax_update(mean, cov_raw, mu_p, sig_p)
+        sd_c, sd_r = np.sqrt(np.diag(cov_u)), np.sqrt(np.diag(raw_u))
+        summary["mean"] = mean_u
+        summary["p50"] = mean_u
+        summary["std"] = sd_r
+        summary["p16"], summary["p84"] = mean_u - sd_r, mean_u + sd_r
+        summary["lo_cal"], summary["hi_cal"] = mean_u - sd_c, mean_u + sd_c
+        prediction = EnsemblePrediction(np.asarray(pred.members, float) + (mean_u - mean)[None, None, :],
+                                        index=pred.index)
+        mean, cov_cal = mean_u, cov_u
+    elif parallax and not consistency.get("consistent", True):
+        reasons.append("the members' parallax contradicts the CMD distance: not used as a likelihood")
+    # --- refinement on every star (issue 14, item 2) -----------------------------------------------
+    mode, refinement = "fast", None
+    if refine:
+        from .refine import RefineSettings
+        from .refine import refine as _refine
+        from .refine_calibration import systematic_floors
+
+        settings = refine_settings or RefineSettings(seed=seed)
+        refinement = _refine(table, mean, 4.0 * cov_cal, parallax=cp if use_plx else None, settings=settings)
+        rs = refinement.summary
+        # The calibrated interval adds the systematic floor measured on mismatched simulated clusters
+        # (ocnb.cmd_ann.refine_calibration) to the posterior's own width, in quadrature.
+        floors, floor_note = systematic_floors(settings)
+        floor = pd.Series(floors).loc[list(LABELS)]
+        summary = pd.DataFrame({"mean": rs["mean"], "std": rs["std"], "p16": rs["p16"], "p50": rs["p50"],
+                                "p84": rs["p84"],
+                                "lo_cal": rs["p50"] - np.hypot(rs["p50"] - rs["p16"], floor),
+                                "hi_cal": rs["p50"] + np.hypot(rs["p84"] - rs["p50"], floor),
+                                "at_bound": rs["at_bound"]}).loc[list(LABELS)]
+        prediction = EnsemblePrediction(refinement.draws(100, seed=seed)[None], index=pred.index)
+        flags["refine"] = {**refinement.to_dict(), "systematic_floor": floors, "floor_note": floor_note}
+        mode = "refined"
     params = {k: float(summary.loc[k, "p50"]) for k in LABELS}
     mu = mu_dist(table, params, model.features.scales_)
-    quality = int(quality_class([mu], model.meta["mu_reference"])[0])
+    mu_class = int(quality_class([mu], model.meta["mu_reference"])[0])
+    verdict = trust.assess(model, table, X, pred, params, mu, cluster_parallax=cp,
+                           refine_info=flags.get("refine"), mu_quality=mu_class, ood=ood)
+    quality = int(verdict["quality"])
+    reasons += list(verdict["reasons"])
+    flags["ood"] = verdict["ood"]
+    flags["parallax"] = {**(cp.to_dict() if cp is not None else {}), **consistency}
+    flags["trust_notes"] = list(verdict.get("notes", []))
+    flags["quality_mu_dist"] = mu_class
     flags["warnings"] = [str(w.message) for w in caught]
-    flags["reason"] = "; ".join(r for r in reasons if r)
-    flags["low_quality"] = bool(flags["reason"])
+    flags["reason"] = "; ".join(dict.fromkeys(r for r in reasons if r))
+    flags["low_quality"] = bool(flags["reason"]) or bool(verdict["low_quality"])
     return ClusterEstimate(name=name, summary=summary, mu_dist=mu, quality=quality, flags=flags,
-                           members=table, prediction=pred, model=model)
+                           members=table, prediction=prediction, model=model, mode=mode, refinement=refinement)
 
 
 def estimate_many(tables, model: CavalloModel | None = None, errors: str = "collect") -> pd.DataFrame:

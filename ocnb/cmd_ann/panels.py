@@ -5,6 +5,9 @@
 ``EnsembleIsochronePanel``  the ensemble members' isochrones under a slider-driven one (Sect. 3.4, Fig. 4)
 ``TSNEExplorer``          the t-SNE map of synthetic vs observed features beside a CMD (Sect. 2.3, Fig. 1)
 ``GradientPanel``         the Table 2 cuts and a live metallicity-gradient fit (Sect. 5.2, Fig. 13)
+``plot_residuals_vs_n`` / ``plot_literature_comparison``   the notebook's four-panel comparison figures
+                          (Sects. 3.5 and 4), one panel per label, every axis with its unit
+``fast_model_note``       the note printed beside numbers of the tiny FAST model (what the laptop model gave)
 
 Every panel's state is in ipywidgets: ``state()``, ``set(**values)`` (unknown names and
 out-of-range values raise :class:`ocnb.panels.PanelValueError`), ``plot()`` and ``controls()``;
@@ -15,6 +18,7 @@ The axes follow the data shown (per cluster, CMD and selection), not the first o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -27,17 +31,27 @@ from .features import G_MAX, _n_nodes, cmd_arrays, walk_quadtree
 
 __all__ = [
     "DEFAULT_PERPLEXITIES",
+    "LABEL_TEXT",
+    "LABEL_UNITS",
     "EnsembleIsochronePanel",
     "GradientPanel",
     "QuadTreeInspector",
     "TSNEExplorer",
+    "axis_label",
+    "fast_model_note",
+    "plot_literature_comparison",
     "plot_quadtree",
+    "plot_residuals_vs_n",
     "quadtree_segments",
 ]
 
 #: Perplexities offered by the t-SNE explorer (spec §7: 30 by default, re-run at 10, 50, 100).
 DEFAULT_PERPLEXITIES = (10, 30, 50, 100)
 _LEVEL_STYLE = {1: ("#d62728", 2.0), 2: ("#ff7f0e", 1.3), 3: ("#1f77b4", 0.8)}
+#: Units of the four labels (log age is log10 of the age in years).
+LABEL_UNITS = {"log_age": "dex", "feh": "dex", "a_v": "mag", "dist_mod": "mag"}
+#: How the labels are written on axes.
+LABEL_TEXT = {"log_age": "log age", "feh": "[Fe/H]", "a_v": "A_V", "dist_mod": "(m − M)₀"}
 
 
 def _extent(x, y) -> dict:
@@ -158,6 +172,220 @@ def plot_quadtree(x, y, ax=None, levels: int = 3, invert_yaxis: bool = True, sho
         ax.set_title(title)
     ax.legend(handles=handles, loc="best", fontsize="small", frameon=False)
     return ax
+
+
+# ---------------------------------------------------------------------------
+# four-panel comparison figures (one panel per label)
+# ---------------------------------------------------------------------------
+def axis_label(label: str, prefix: str = "", suffix: str = "") -> str:
+    """``"<prefix>[Fe/H]<suffix> [dex]"``: a label's name as written on an axis, with its unit."""
+    if label not in LABEL_UNITS:
+        raise KeyError(f"unknown label {label!r}; use one of {list(LABEL_UNITS)}")
+    return f"{prefix}{LABEL_TEXT[label]}{suffix} [{LABEL_UNITS[label]}]"
+
+
+def _four_axes(ax, n: int, width: float, height: float):
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        axes = np.ravel(ax)
+        if axes.size != n:
+            raise ValueError(f"need {n} axes, one per label, got {axes.size}")
+        return axes[0].figure, axes
+    # constrained layout and at most 5 ticks per axis: no tick label runs into the next panel
+    fig, axes = plt.subplots(1, n, figsize=(width, height), layout="constrained", squeeze=False)
+    return fig, axes.ravel()
+
+
+def _tidy_ticks(ax, ybins: int = 6) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=ybins))
+    ax.tick_params(labelsize=8)
+
+
+def plot_residuals_vs_n(predictions: Mapping, truth: pd.DataFrame, labels: Sequence[str] | None = None,
+                        ax=None, size: float = 4.0, title: str | None = None):
+    """Residual of the p50 estimate against the number of stars, one panel per label (Sect. 3.5, Fig. 3).
+
+    Parameters
+    ----------
+    predictions : dict
+        Model name -> :class:`~ocnb.cmd_ann.EnsemblePrediction` on the clusters of ``truth``
+        (e.g. ``{"Gaia only": ..., "multi-band": ...}``), drawn in this order.
+    truth : DataFrame
+        The true labels of the (simulated) clusters, with ``n_stars``.
+    labels : sequence of str, optional
+        Default: the four labels of ``LABEL_UNITS`` that are in ``truth``.
+    ax : array of 4 axes, optional
+        Draw there instead of a new figure.
+
+    Returns
+    -------
+    matplotlib Figure
+        x: log10 N stars; y: p50 - true value in the label's unit (0 = exact).
+    """
+    labels = [k for k in LABEL_UNITS if k in truth] if labels is None else list(labels)
+    if "n_stars" not in truth:
+        raise KeyError("truth needs an 'n_stars' column (the stars per cluster)")
+    fig, axes = _four_axes(ax, len(labels), 3.6 * len(labels), 3.4)
+    logn = np.log10(truth["n_stars"].to_numpy(float))
+    for a, k in zip(axes, labels, strict=True):
+        for i, (name, pred) in enumerate(predictions.items()):
+            p50 = pred.quantile(50)[k].to_numpy(float)
+            a.scatter(logn, p50 - truth[k].to_numpy(float), s=size, alpha=0.5, c=f"C{(i + 1) % 10}", lw=0,
+                      label=name)
+        a.axhline(0, c="k", lw=0.8)
+        a.set_xlabel("log₁₀ N stars", fontsize=9)
+        a.set_ylabel(axis_label(k, prefix="Δ ", suffix=" (p50 − true)"), fontsize=9)
+        a.set_title(LABEL_TEXT[k], fontsize=10)
+        _tidy_ticks(a)
+    axes[0].legend(fontsize=8, markerscale=2.5)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_literature_comparison(lit: pd.DataFrame, labels: Sequence[str] | None = None, ax=None,
+                               size: float = 16.0, title: str | None = None):
+    """Our p50 against each literature catalogue, one panel per label (Sect. 4, Fig. 7).
+
+    Parameters
+    ----------
+    lit : DataFrame
+        :func:`~ocnb.cmd_ann.literature_comparison` output: ``catalog``, ``<label>_lit``,
+        ``<label>_ours``.
+    labels, ax, size, title
+        As :func:`plot_residuals_vs_n`.
+
+    Returns
+    -------
+    matplotlib Figure
+        x: literature value, y: ocnb p50, same unit and same range on both axes; the line is y = x.
+    """
+    labels = [k for k in LABEL_UNITS if f"{k}_lit" in lit] if labels is None else list(labels)
+    missing = [c for k in labels for c in (f"{k}_lit", f"{k}_ours") if c not in lit] + \
+        ([] if "catalog" in lit else ["catalog"])
+    if missing:
+        raise KeyError(f"lit lacks column(s) {missing}; pass cmd_ann.literature_comparison(...) output")
+    fig, axes = _four_axes(ax, len(labels), 3.7 * len(labels), 3.9)
+    for a, k in zip(axes, labels, strict=True):
+        for i, (cat, g) in enumerate(lit.groupby("catalog")):
+            a.scatter(g[f"{k}_lit"], g[f"{k}_ours"], s=size, c=f"C{i}", label=cat, alpha=0.8, lw=0)
+        both = lit[[f"{k}_lit", f"{k}_ours"]].to_numpy(float)
+        lims = padded_range(both.ravel())
+        if lims is not None:
+            a.plot(lims, lims, c="k", lw=0.8)
+            a.set_xlim(lims)
+            a.set_ylim(lims)
+        a.set_aspect("equal", adjustable="box")
+        a.set_xlabel(axis_label(k, suffix=", literature"), fontsize=9)
+        a.set_ylabel(axis_label(k, suffix=", ocnb p50"), fontsize=9)
+        _tidy_ticks(a, ybins=5)  # same limits and bins: the same ticks on both axes of a square panel
+    axes[0].legend(fontsize=7, markerscale=1.2)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# what FAST-mode numbers are worth
+# ---------------------------------------------------------------------------
+def _age_text(log_age: float) -> str:
+    age = 10.0 ** (log_age - 6.0)
+    return f"{age / 1e3:.1f} Gyr" if age >= 1e3 else f"{age:.0f} Myr"
+
+
+def _dist_pc(dist_mod: float) -> float:
+    return 10.0 ** (dist_mod / 5.0 + 1.0)
+
+
+def _peer_record(peer_results: Mapping, name: str):
+    """The benchmark's record of cluster ``name`` (by label, catalogue name or resolved name), or None."""
+    from ..datasets import resolve_cluster_name
+    from ..errors import UnknownClusterError
+
+    def key(n):
+        try:
+            return resolve_cluster_name(n)
+        except UnknownClusterError:  # a name the catalogues do not know simply does not match
+            return str(n)
+
+    want = {str(name), key(name)}
+    for rec in peer_results.get("clusters", []):
+        if {str(rec.get("label")), str(rec.get("cluster")), key(rec.get("cluster", ""))} & want:
+            return rec
+    return None
+
+
+def fast_model_note(model, estimate=None, peer_results: Mapping | None = None) -> str:
+    """A Markdown note for numbers that come from the tiny FAST model ("" for any other preset).
+
+    FAST mode (``OCNB_FAST=1``, the tests) trains a few small networks on a few hundred simulated
+    clusters in seconds: its estimates show that the pipeline runs, not what the method measures,
+    and can contradict the notebook's text (M67 a few hundred Myr old, "gold"). The note says so,
+    with the FAST numbers of ``estimate`` and, from ``peer_results`` (the benchmark JSON, run with
+    the laptop model), what that model and the literature give for the same cluster. No number is
+    typed in: all come from ``model``, ``estimate`` and ``peer_results``.
+
+    Parameters
+    ----------
+    model : ocnb.cmd_ann.CavalloModel
+        The model that produced the numbers.
+    estimate : ocnb.cmd_ann.ClusterEstimate, optional
+        One cluster's estimate to quote.
+    peer_results : dict, optional
+        :func:`ocnb.cmd_ann.peers.load_peer_results` of ``benchmarks/peers/asteca_vs_ocnb.json``.
+
+    Returns
+    -------
+    str
+        Markdown ("" when ``model.preset`` is not ``"fast"``).
+    """
+    if getattr(model, "preset", None) != "fast":
+        return ""
+    ens, meta = model.ensemble, model.meta
+    hidden = getattr(ens, "hidden", None)
+    arch = f"{len(hidden)} × {hidden[0]} units" if hidden else "small"
+    text = (f"**FAST model — these numbers only show that the pipeline runs.** They come from "
+            f"{ens.n_members} networks of {arch} trained for at most {getattr(ens, 'epochs', '?')} epochs on "
+            f"{meta.get('n_train', '?')} simulated clusters ({meta.get('fit_s', float('nan')):.0f} s), not from "
+            f"the paper's 300 networks of 5 × 500 units; its quality classes are no more trustworthy than its "
+            f"numbers.")
+    src = ""
+    if peer_results is not None:
+        src = (f" (benchmark run of {str(peer_results.get('created', '?'))[:10]}, "
+               f"`{Path(peer_results.get('_path', 'benchmarks/peers/asteca_vs_ocnb.json')).name}`)")
+    if estimate is not None:
+        p = estimate.point
+        text += (f" {estimate.name}: log age {p['log_age']:.2f} ({_age_text(p['log_age'])}), (m − M)₀ "
+                 f"{p['dist_mod']:.2f} mag ({_dist_pc(p['dist_mod']):.0f} pc), rated {estimate.quality_name}.")
+        rec = _peer_record(peer_results, estimate.name) if peer_results is not None else None
+        if rec is not None:
+            lit = rec.get("literature") or {}
+            la, dm = (lit.get(k, {}).get("mean") for k in ("log_age", "dist_mod"))
+            if la is not None and dm is not None:
+                text += (f" The literature mean is log age {la:.2f} ({_age_text(la)}) and (m − M)₀ {dm:.2f} mag "
+                         f"({_dist_pc(dm):.0f} pc).")
+            o = rec.get("ocnb") or {}
+            if o.get("status") == "ok" and "p50" in o:
+                q = o["p50"]
+                text += (f" The {o.get('model', 'laptop')} model gave log age {q['log_age']:.2f} "
+                         f"({_age_text(q['log_age'])}) and (m − M)₀ {q['dist_mod']:.2f} mag "
+                         f"({_dist_pc(q['dist_mod']):.0f} pc), rated {o.get('quality', '?')}{src}.")
+            return text
+    if peer_results is not None:
+        from .peers import summarize
+
+        per = summarize(peer_results)["per_param"]
+        parts = [f"{LABEL_TEXT[k]} {per[k]['median_absdiff_ocnb']:.2f} {LABEL_UNITS[k]}"
+                 for k in LABEL_UNITS if k in per and np.isfinite(per[k].get("median_absdiff_ocnb", np.nan))]
+        if parts:
+            text += (f" The laptop model's median |Δ| from the literature mean over the {len(peer_results['clusters'])}"
+                     f" benchmark clusters: {', '.join(parts)}{src}.")
+            return text
+    return text + " Run the notebook without `OCNB_FAST=1` (the laptop model) for numbers that mean something."
 
 
 # ---------------------------------------------------------------------------
@@ -619,10 +847,23 @@ class GradientPanel(Panel):
     Cuts: minimum log age, quality classes (checkboxes), R_GC range, minimum HR23 CMD class.
     Changing a cut updates the selection and the scatter at once; the "Fit" button (or every
     change, with "refit on change" ticked) refits with a quick sampler. The posterior-mean line
-    and its 68 % band are drawn over [Fe/H] vs R_GC: red for the current cuts, grey once the
-    cuts have changed since the fit. The two bands are separate layers with fixed colours (a
-    glyph's colour is never changed in place: BokehJS echoed such changes back as
-    ``Value('gray')``, which Bokeh's Python side rejected with a ValueError).
+    and its 68 % band are drawn over [Fe/H] vs R_GC: red for the current cuts, grey (and the text
+    says "previous cuts") once the cuts have changed since the fit. Cuts that leave no cluster
+    (N = 0) clear the fit and say so.
+
+    Why two band layers: a glyph's colour is never changed in place. When it was (red -> grey on
+    the first change after a Fit), BokehJS sent the new colour back as ``Value('gray')``, Bokeh's
+    Python side rejected it ("failed to validate Patch.fill_color") and Panel printed that
+    traceback under the plot on every change after a Fit. Each band now has its own layer with a
+    fixed colour, and only the data move between them.
+
+    The quick sampler is the same in FAST and full mode: 2 chains x 1000 tune / 1500 draws,
+    judged with :data:`ocnb.stats.FAST_BOUNDS` (r_hat < 1.05, bulk ESS > 400). alpha and beta are
+    strongly correlated (the data sit at R_GC ~ 8 kpc, far from the intercept at R = 0), so NUTS
+    gets only ~0.2-0.4 effective draws per draw: 2 x 1000 draws gave a bulk ESS of 420-780 on
+    the cuts tried, 2 x 1500 keeps it clear of 400. A fit that misses a bound says which one and
+    what to do. The paper's sampler (4 x 5000/5000, r_hat < 1.01) is what
+    :func:`~ocnb.cmd_ann.fit_metallicity_gradient` uses in full mode.
 
     Parameters
     ----------
@@ -630,7 +871,7 @@ class GradientPanel(Panel):
         As :func:`~ocnb.cmd_ann.gradient.gradient_table` (default: the published catalogue; our
         estimates work too).
     draws, tune, chains, seed : int
-        Quick sampler used by the panel (default 2 chains x 500 tune / 1000 draws); its
+        Quick sampler used by the panel (default 2 chains x 1000 tune / 1500 draws); its
         convergence is judged with :data:`ocnb.stats.FAST_BOUNDS` (r_hat < 1.05, ESS > 400).
     auto : bool
         Refit on every change of a cut.
@@ -647,8 +888,8 @@ class GradientPanel(Panel):
         self,
         catalog: pd.DataFrame | None = None,
         hunt: pd.DataFrame | None = None,
-        draws: int = 1000,
-        tune: int = 500,
+        draws: int = 1500,
+        tune: int = 1000,
         chains: int = 2,
         seed: int = 0,
         auto: bool = False,
@@ -695,6 +936,7 @@ class GradientPanel(Panel):
         self._control("cmd_min", self.cmd_min)
         self._control("auto", self.auto)
         self._selection = None
+        self._fit_text = ""
         self._update_info()
         if fit_now:
             self.fit()
@@ -765,22 +1007,58 @@ class GradientPanel(Panel):
     def _on_change(self, _change=None) -> None:
         self._selection = None
         self._update_info()
+        if len(self.selection()) == 0:
+            self._clear_fit()
+        elif self.result is not None and self.result_state != self._cuts():
+            self.fit_info.value = f"<i>Fit of the previous cuts</i> (grey; press Fit for these): {self._fit_text}"
+        elif self.result is not None:  # back to the cuts of the fit
+            self.fit_info.value = self._fit_text
         self._stream.event(version=self._stream.version + 1)
         if self.auto.value:
             self.fit()
 
+    def _clear_fit(self) -> None:
+        """No cluster passes the cuts: a fit of other cuts would only mislead, so it goes."""
+        had_fit = self.result is not None
+        self.result, self.result_state, self._fit_text = None, None, ""
+        self.fit_info.value = ("<b>N = 0</b>: no cluster passes these cuts"
+                               + ("; the previous fit was cleared." if had_fit else "; nothing to fit."))
+
+    def _convergence_text(self, res) -> str:
+        """'converged' or which bound failed, why, and what to do (the panel's sampler is a quick one)."""
+        conv = res.convergence()
+        st = self.sampler
+        size = f"{st['chains']} chains × {st['tune']} tune / {st['draws']} draws"
+        if bool(conv["ok"].all()):
+            return f"quick fit ({size}) converged: r̂ < {res.bounds['r_hat']}, ESS > {res.bounds['ess_bulk']:.0f}"
+        bad = []
+        if (conv["r_hat"] >= conv["r_hat_max"]).any():
+            bad.append(f"r̂ = {conv['r_hat'].max():.3f} ≥ {res.bounds['r_hat']}")
+        if (conv["ess_bulk"] <= conv["ess_bulk_min"]).any():
+            bad.append(f"bulk ESS = {conv['ess_bulk'].min():.0f} ≤ {res.bounds['ess_bulk']:.0f}")
+        return (f"<b>quick fit NOT converged</b> ({', '.join(bad)}): {size} are too few for these cuts (α and β "
+                f"are strongly correlated, so the draws are too); do not quote these numbers. Build the panel "
+                f"with more draws, GradientPanel(draws={2 * st['draws']}), or fit the selection with "
+                f"cmd_ann.fit_metallicity_gradient(panel.selection()), which in full mode runs the paper's "
+                f"4 × 5000/5000 sampler and requires r̂ < 1.01")
+
     def fit(self):
         """Fit the current selection with the panel's quick sampler; updates ``result`` and the plot.
 
-        Returns the :class:`~ocnb.cmd_ann.GradientFit`, or None (and says so) with fewer than 3 clusters.
+        Returns the :class:`~ocnb.cmd_ann.GradientFit`, or None (and says so) with fewer than 3
+        clusters; with none at all the previous fit is cleared.
         """
         from ..stats import FAST_BOUNDS
         from .gradient import PARAMS, fit_metallicity_gradient
 
         sel = self.selection()
         cuts = self._cuts()
+        if len(sel) == 0:
+            self._clear_fit()
+            self._stream.event(version=self._stream.version + 1)
+            return None
         if len(sel) < 3:
-            self.fit_info.value = f"<i>only {len(sel)} clusters selected: nothing to fit</i>"
+            self.fit_info.value = f"<i>only {len(sel)} clusters selected: nothing to fit (need 3)</i>"
             return None
         self.fit_info.value = f"<i>fitting {len(sel)} clusters ...</i>"
         self.fit_button.disabled = True
@@ -796,16 +1074,18 @@ class GradientPanel(Panel):
                 "n": res.n,
                 **{p: float(s.loc[p, "mean"]) for p in PARAMS},
                 "r_hat_max": float(s["r_hat"].max()),
+                "ess_bulk_min": float(s["ess_bulk"].min()),
+                "converged": res.converged,
             }
         )
-        conv = "converged" if res.converged else "<b>not converged</b> (more draws needed)"
-        self.fit_info.value = (
+        self._fit_text = (
             f"α = {s.loc['alpha', 'mean']:+.4f} ± {s.loc['alpha', 'sd']:.4f} dex/kpc, "
             f"β = {s.loc['beta', 'mean']:.3f} ± {s.loc['beta', 'sd']:.3f} dex, "
             f"ε = {s.loc['eps', 'mean']:.3f} ± {s.loc['eps', 'sd']:.3f} dex "
-            f"(N = {res.n}; r̂ ≤ {s['r_hat'].max():.3f}, ESS ≥ {s['ess_bulk'].min():.0f}, quick fit {conv}; "
-            f"{res.wall_time_s:.1f} s)"
+            f"(N = {res.n}; r̂ ≤ {s['r_hat'].max():.3f}, ESS ≥ {s['ess_bulk'].min():.0f}; "
+            f"{self._convergence_text(res)}; {res.wall_time_s:.1f} s)"
         )
+        self.fit_info.value = self._fit_text
         self._stream.event(version=self._stream.version + 1)
         return res
 
@@ -852,7 +1132,7 @@ class GradientPanel(Panel):
             line = holo.Curve(data.rename(columns={"x": "R", "mean": "feh"}), xd, yd, label=name).opts(
                 color=col, line_width=2)
             layers += [area, line]
-        title = f"N = {len(sel)} clusters"
+        title = f"N = {len(sel)} clusters" + ("" if len(sel) else ": no cluster passes these cuts")
         if self.result is not None:
             a = self.result.summary.loc["alpha"]
             title += f"; fit: α = {a['mean']:+.4f} ± {a['sd']:.4f} dex/kpc" + (" (previous cuts)" if stale else "")

@@ -20,12 +20,19 @@ columns, a missing ``release`` and the global zero-point fallback are explicit f
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
+# the zero point lives in ocnb.astrometry (shared with ocnb.cmd_ann); the old names stay importable from here
+from ..astrometry import (
+    GLOBAL_ZERO_POINT,
+    SIGMA_ZERO_POINT,
+    ZERO_POINT_COLUMNS,
+    _ecliptic_latitude,  # noqa: F401 (re-exported for existing callers and tests)
+)
+from ..astrometry import parallax_zero_point as _zero_point
 from ..errors import IsochroneRangeError, MemberTableError, UnknownClusterError
 
 __all__ = [
@@ -67,19 +74,6 @@ PHOTOMETRY_COLUMNS = ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag")
 REQUIRED_COLUMNS = ("source_id", *ASTROMETRY_COLUMNS, *PHOTOMETRY_COLUMNS)
 #: The three astrometric correlations used by the probability sampling (spec A11).
 CORRELATION_COLUMNS = ("parallax_pmra_corr", "parallax_pmdec_corr", "pmra_pmdec_corr")
-#: Inputs of the Lindegren+2021 zero point (``gaiadr3-zeropoint``).
-ZERO_POINT_COLUMNS = ("nu_eff_used_in_astrometry", "pseudocolour", "ecl_lat", "astrometric_params_solved")
-#: Global parallax zero points [mas] used where the L21 recipe's inputs are missing, with their uncertainty and
-#: reference: (E)DR3 the median QSO parallax of Lindegren+2021 (A&A 649, A4, Sect. 2); DR2 that of
-#: Lindegren+2018 (A&A 616, A2, Sect. 5.2), whose variations with magnitude, colour and position are of order
-#: 0.03 mas.
-GLOBAL_ZERO_POINT = {
-    "DR3": (-0.017, 0.015, "Lindegren+2021 QSO median"),
-    "EDR3": (-0.017, 0.015, "Lindegren+2021 QSO median"),
-    "DR2": (-0.029, 0.03, "Lindegren+2018 QSO median"),
-}
-#: σ_ϖ0 of eq. 7 [mas] (Lindegren+2021), the uncertainty of the zero point.
-SIGMA_ZERO_POINT = 0.015
 #: DPAC spline reference numbers of observations and magnitude clip of spec A3.3.
 SPLINE_CLIP = (4.05, 20.95)
 
@@ -269,52 +263,6 @@ def photometric_sigma(cone: pd.DataFrame, band: str) -> tuple[np.ndarray, str]:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(foe > 0, 2.5 / np.log(10.0) / foe, np.nan), "flux_over_error"
     return _dpac_sigma(big, mag, GAIA_DEFAULT_NOBS[big]), "dpac_spline_default_n_obs"
-
-
-def _ecliptic_latitude(ra, dec) -> np.ndarray:
-    from astropy import units as u
-    from astropy.coordinates import BarycentricTrueEcliptic, SkyCoord
-
-    c = SkyCoord(ra=np.asarray(ra, float) * u.deg, dec=np.asarray(dec, float) * u.deg, frame="icrs")
-    return c.transform_to(BarycentricTrueEcliptic()).lat.deg
-
-
-def _zero_point(cone: pd.DataFrame, release: str) -> tuple[np.ndarray, dict, list[str]]:
-    """Parallax zero point Z [mas] per row (ϖ_corr = ϖ − Z), its description and flags (spec A3.2)."""
-    flags = []
-    have = [c for c in ZERO_POINT_COLUMNS if c in cone.columns]
-    can_l21 = release in ("DR3", "EDR3") and all(
-        c in cone.columns for c in ("nu_eff_used_in_astrometry", "pseudocolour", "astrometric_params_solved"))
-    if can_l21:
-        from zero_point import zpt
-
-        ecl_lat = (cone["ecl_lat"].to_numpy(float) if "ecl_lat" in cone.columns
-                   else _ecliptic_latitude(cone["ra"], cone["dec"]))
-        nu = cone["nu_eff_used_in_astrometry"].to_numpy(float)
-        pc = cone["pseudocolour"].to_numpy(float)
-        sol = cone["astrometric_params_solved"].to_numpy()
-        g = cone["phot_g_mean_mag"].to_numpy(float)
-        z = np.full(len(cone), np.nan)
-        ok = np.isin(sol, (31, 95)) & np.isfinite(g)
-        if ok.any():
-            zpt.load_tables()
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")  # zero_point warns about sources outside its validity range
-                z[ok] = zpt.get_zpt(g[ok], nu[ok], pc[ok], ecl_lat[ok], sol[ok].astype(int), _warnings=False)
-        n_nan = int(np.sum(~np.isfinite(z)))
-        if n_nan:
-            # spec A3.2: rows with NaN Z (outside the recipe's validity range) keep their raw parallax
-            flags.append(f"zero point: Lindegren+2021 undefined for {n_nan} of {len(cone)} sources "
-                         "(outside 6 < G < 21 or the colour range): raw parallax kept")
-        info = {"method": "lindegren2021", "package": "gaiadr3-zeropoint", "sigma_mas": SIGMA_ZERO_POINT,
-                "n_undefined": n_nan, "ecl_lat_computed": "ecl_lat" not in cone.columns}
-        return np.where(np.isfinite(z), z, 0.0), info, flags
-    offset, sigma, ref = GLOBAL_ZERO_POINT[release]
-    why = (f"{release} has no Lindegren+2021 recipe" if release == "DR2"
-           else f"columns {[c for c in ZERO_POINT_COLUMNS if c not in have and c != 'ecl_lat']} missing")
-    flags.append(f"zero point: global offset {offset:+.3f} ± {sigma:.3f} mas ({release}, {ref}; {why})")
-    info = {"method": "global", "offset_mas": offset, "sigma_mas": sigma, "reference": ref}
-    return np.full(len(cone), offset), info, flags
 
 
 def _median(values) -> float:

@@ -172,13 +172,65 @@ def test_gradient_panel(gradient_panel):
     panel.fit_button.click()
     assert panel.result.n == st["n"] and panel.state()["fitted"] and len(panel.history) == 2
     assert _colours(fig) == colours and "(previous cuts)" not in fig.title.text
-    panel.set(r_range=(6.0, 7.0), cmd_min=0.99, min_log_age=9.9)
-    assert panel.state()["n"] < 3 and panel.fit() is None and "nothing to fit" in panel.fit_info.value
+    panel.set(r_range=(5.0, 6.0), cmd_min=0.0, min_log_age=9.8)
+    assert 0 < panel.state()["n"] < 3 and panel.fit() is None and "nothing to fit" in panel.fit_info.value
+    assert panel.result is not None  # one or two clusters: the fit stays, labelled as of the previous cuts
     # the frame follows the (tiny) selection
     panel.set(r_range=(10.0, 16.0), cmd_min=0.0, min_log_age=6.5, quality=(0, 1, 2, 3))
     sel = panel.selection()
     assert sel["R"].max() > 13
     assert_frame_contains(fig, sel["R"], sel["feh"])
+
+
+@needs_pymc
+def test_gradient_panel_empty_selection_clears_the_fit(gradient_panel):
+    """N = 0 must not keep showing the fit of other cuts (it did: band, title and text stayed)."""
+    panel = gradient_panel
+    fig = hv.renderer("bokeh").get_plot(panel.plot()).state
+    panel.set(min_log_age=9.3, r_range=(7.0, 9.0))
+    assert panel.fit() is not None and panel.state()["fitted"]
+    assert "α = " in fig.title.text and "α = " in panel.fit_info.value
+    panel.set(min_log_age=10.2)  # nothing is that old
+    st = panel.state()
+    assert st["n"] == 0 and not st["fitted"] and panel.result is None
+    assert "N = 0" in panel.fit_info.value and "previous fit was cleared" in panel.fit_info.value
+    assert panel.band_frame().empty
+    assert "α" not in fig.title.text and "no cluster passes these cuts" in fig.title.text
+    band_glyphs = [r for r in fig.renderers if "lo" in r.data_source.data or "mean" in r.data_source.data]
+    assert all(len(next(iter(r.data_source.data.values()))) == 0 for r in band_glyphs)
+    assert panel.fit() is None and "nothing to fit" in panel.fit_info.value  # Fit on N = 0 says so too
+    panel.set(min_log_age=9.3)  # clusters again, no fit until Fit is pressed
+    assert panel.state()["n"] > 3 and panel.result is None and "previous cuts" not in fig.title.text
+
+
+@needs_pymc
+def test_gradient_panel_says_why_a_quick_fit_did_not_converge(gradient_panel):
+    """2 x 100 draws cannot reach ESS > 400: the text names the failed bound and what to do, not only 'more draws'."""
+    panel = gradient_panel
+    panel.set(min_log_age=9.3, r_range=(7.0, 9.0))
+    res = panel.fit()
+    assert not res.converged
+    text = panel.fit_info.value
+    assert "NOT converged" in text and "bulk ESS = " in text and "≤ 400" in text
+    assert "GradientPanel(draws=200)" in text and "fit_metallicity_gradient" in text and "5000" in text
+    assert panel.history[-1]["converged"] is False
+    panel.set(cmd_min=0.4)  # the fit is now of other cuts, and the text says so
+    assert panel.fit_info.value.startswith("<i>Fit of the previous cuts</i>")
+    panel.set(cmd_min=0.5)
+    assert panel.fit_info.value == text
+
+
+@needs_pymc
+def test_gradient_panel_default_quick_fit_converges(cavallo, hunt):
+    """The panel's own sampler (2 x 1000/1500) converges by FAST_BOUNDS, with margin, on a small and a large cut."""
+    panel = cmd_ann.GradientPanel(cavallo, hunt)
+    assert panel.sampler == {"draws": 1500, "tune": 1000, "chains": 2, "seed": 0}
+    for cuts in (dict(min_log_age=9.3, r_range=(7.0, 9.0)), dict(min_log_age=8.699, r_range=(5.0, 12.0))):
+        panel.set(**cuts)
+        res = panel.fit()
+        assert res.converged, res.convergence()
+        assert res.summary["ess_bulk"].min() > 500 and res.summary["r_hat"].max() < 1.02, res.summary
+        assert "converged: r̂ < 1.05, ESS > 400" in panel.fit_info.value
 
 
 BAD_GRADIENT_SET = [
