@@ -69,6 +69,18 @@ def jupyterlab(tmp_path, artifacts_dir, request):
     (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     port, token = _free_port(), os.urandom(16).hex()
     env = dict(os.environ, OCNB_FAST="1", JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"))
+    if request.node.callspec.id in AS_A_USER:
+        env.pop("MPLBACKEND", None)
+        env.pop("OCNB_PROGRESS", None)
+        # the test data home without its trained models: the notebook trains them (seconds in FAST mode)
+        from ocnb.config import data_home
+
+        home, shared = tmp_path / "data-home", data_home()
+        (home / "models").mkdir(parents=True)
+        for entry in shared.iterdir() if shared.is_dir() else []:
+            if entry.name != "models":
+                (home / entry.name).symlink_to(entry)
+        env["OCNB_DATA_DIR"] = str(home)
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={nbdir}", "--expose-app-in-browser",
            f"--LabApp.user_settings_dir={tmp_path / 'settings'}", f"--LabApp.workspaces_dir={tmp_path / 'ws'}",
@@ -247,6 +259,12 @@ ORDER = ["slider", "dropdown", "select", "choice", "number", "text", "checkbox",
 #: notebooks whose panels are driven a second time after their buttons were clicked: a change after a "Fit"
 #: redraws a plot that now holds a fit (notebook 01's gradient panel printed a traceback on every such change)
 AFTER_BUTTONS = {"01_cmd_quadtree_ann"}
+#: notebooks run as a user sees them: matplotlib's inline backend (the tests' MPLBACKEND=Agg would show no
+#: figure at all), every figure saved as an artefact, and models trained in the notebook, not taken from the
+#: test cache, so that the training progress bar shows
+AS_A_USER = {"01_cmd_quadtree_ann"}
+#: the progress bar of each model trained in a notebook of AS_A_USER: (notebook, text in the bar)
+TRAINING_BARS = {"01_cmd_quadtree_ann": ("ANNEnsemble (3 members)", "epoch")}
 
 
 def _kind(el) -> str:
@@ -366,6 +384,31 @@ def _visible_controls(cell) -> list:
     return out
 
 
+def _check_figures_and_bars(page, cells, notebook: str, artifacts_dir) -> list[str]:
+    """Every matplotlib figure was drawn (saved as an artefact to look at); the training bars are there."""
+    problems, n_figures = [], 0
+    for i in range(cells.count()):
+        images = cells.nth(i).locator(".jp-OutputArea-output img")
+        for k in range(images.count()):
+            img = images.nth(k)
+            img.scroll_into_view_if_needed()
+            if not img.evaluate("e => e.complete && e.naturalWidth > 0"):
+                problems.append(f"cell {i}: figure {k} did not render")
+                continue
+            img.screenshot(path=str(artifacts_dir / f"browser_{notebook}_figure_cell{i}_{k}.png"))
+            n_figures += 1
+    if not n_figures:
+        problems.append(f"{notebook}: no matplotlib figure was displayed")
+    bar_text, unit = TRAINING_BARS.get(notebook, (None, None))
+    if bar_text:
+        bars = page.locator(".widget-hprogress, .widget-progress")  # matched inside each output below
+        texts = page.locator(".jp-OutputArea-output").filter(has=bars).all_inner_texts()
+        if not any(bar_text in t.replace("\u2007", " ") and unit in t for t in texts):
+            problems.append(f"{notebook}: no training progress bar ({bar_text!r}, per {unit}) in any output; "
+                            f"bars seen: {[t[:80] for t in texts]}")
+    return problems
+
+
 # --- the test -------------------------------------------------------------------------------------------
 
 
@@ -418,6 +461,8 @@ def test_every_widget_of_every_panel(jupyterlab, artifacts_dir, output_checks, n
         problems += kernel.problems("Run All")
 
         cells = page.locator(".jp-Notebook .jp-CodeCell")
+        if notebook in AS_A_USER:
+            problems += _check_figures_and_bars(page, cells, notebook, artifacts_dir)
         panels = [i for i in range(cells.count()) if _visible_controls(cells.nth(i))]
         for k, index in enumerate(panels):
             cell = cells.nth(index)

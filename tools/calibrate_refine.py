@@ -29,10 +29,19 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=80, help="mismatched clusters (default 80)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--write", action="store_true", help="write the shipped table (default when --n ≥ 40)")
+    ap.add_argument("--n-eff", type=float, default=None,
+                    help="try another RefineSettings.n_eff (nothing is written unless it is the default)")
     args = ap.parse_args(argv)
-    out = calibrate_refinement(args.n, args.seed)
+    import dataclasses
+
+    from ocnb.cmd_ann.refine import RefineSettings
+
+    settings = RefineSettings(seed=args.seed)
+    if args.n_eff is not None:
+        settings = dataclasses.replace(settings, n_eff=args.n_eff)
+    out = calibrate_refinement(args.n, args.seed, settings=settings)
     print(json.dumps({k: out[k] for k in ("floors", "coverage", "n", "n_used", "settings_digest")}, indent=1))
-    if args.write or args.n >= 40:
+    if (args.write or args.n >= 40) and settings == RefineSettings(seed=args.seed):
         doc = {k: out[k] for k in ("floors", "coverage", "n", "n_used", "seed", "settings_digest", "mismatch")}
         doc["generated"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         doc["how"] = "tools/calibrate_refine.py (ocnb.cmd_ann.refine_calibration.calibrate_refinement)"
@@ -41,6 +50,7 @@ def main(argv=None) -> int:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
             json.dump(doc, fh, indent=1, default=float)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the shipped table must be readable
         os.replace(tmp, path)  # atomic: a partial table is never read
         print(f"wrote {path}")
     return 0

@@ -14,7 +14,21 @@ Sub-modules, one concern each (names are re-exported here and imported on first 
 ``panels``     the notebook's panels on :class:`ocnb.panels.Panel`: :class:`QuadTreeInspector`,
                :class:`EnsembleIsochronePanel`, :class:`TSNEExplorer`, :class:`GradientPanel`
 
-Spec: ``shared/specs/cmd_quadtree_ann.md``; notebook: ``notebooks/01_cmd_quadtree_ann.ipynb``.
+Notebook: ``notebooks/01_cmd_quadtree_ann.ipynb``. Its first section, "Where the paper is silent",
+lists the choices this implementation makes where the paper gives no detail, in short:
+
+* inputs: members with G <= 18; 2MASS J/H used only with S/N > 7 and sigma <= 0.3 mag; the
+  parallax input is the plain mean of the members' parallaxes;
+* simulation: nearest node of a PARSEC lattice (steps <= 0.05 in log age and [M/H]) with the
+  drawn value kept as label; DR3-like Gaia and empirical 2MASS errors; per-star, Teff-dependent
+  extinction (dustapprox); a per-cluster mass function for the ``fast``/``laptop`` presets;
+* features: one frozen standard deviation per colour/magnitude; stable-sort median splits; empty
+  cells repeat their parent's cut; a CMD without stars gives 63 zeros;
+* network: Adam 1e-3, batch 128, per-network early stopping, labels scaled to [0, 1] by the
+  Table-1 bounds; p50 is the point estimate, intervals calibrated on held-out simulated clusters;
+* gradient and maps: astropy Galactocentric frame with R0 = 8.122 kpc and z_sun = 20.8 pc, the
+  Table-2 selection of :func:`~ocnb.cmd_ann.gradient.table2_selection`, and the age bins of
+  :data:`~ocnb.cmd_ann.galactic.AGE_BINS_MYR`.
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ been subtracted, it seems); the difference is a constant offset of 0.0208 kpc.
 The paper (Table 3) calls X, Y, Z "Galactocentric" while Fig. 14 puts the Sun at
 the origin; the catalogue's convention above is the one used here.
 
-Age bins of Figs. 14-15 are not given in the paper; :data:`AGE_BINS_MYR` is the
-resolution of the project spec (§10). The paper's third Fig. 14 cut, "at least
+Age bins of Figs. 14-15 are not given in the paper; :data:`AGE_BINS_MYR` is this
+implementation's choice (listed with the others in notebook 01, "Where the paper is silent").
+The paper's third Fig. 14 cut, "at least
 3 members with absolute G < 3 mag", needs the HR23 member photometry, which is
 not shipped for all clusters: pass per-cluster counts as ``bright_counts`` to
 apply it, otherwise it is skipped (and ``attrs["cuts"]`` says so).
@@ -58,7 +59,7 @@ R0_KPC = 8.122
 #: Height of the Sun above the mid-plane [kpc] (astropy "v4.0" default, Bennett & Bovy 2019); it
 #: reproduces the catalogue's ``Rgc`` and ``Z`` columns.
 Z_SUN_KPC = 0.0208
-#: Age-bin edges [Myr] for Figs. 14-15 (spec resolution; the paper does not list its bins).
+#: Age-bin edges [Myr] for Figs. 14-15 (our choice: the paper does not list its bins).
 AGE_BINS_MYR = (0.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, np.inf)
 AGE_BIN_LABELS = ("< 100 Myr", "100-200 Myr", "200-500 Myr", "500-1000 Myr", "1-2 Gyr", "> 2 Gyr")
 
@@ -181,7 +182,7 @@ def rgc_with_errors(
 ) -> pd.DataFrame:
     """Galactocentric radius with its uncertainty from the distance-modulus percentiles.
 
-    R_GC is computed from each of dMod16, dMod50 and dMod84 (spec §9b/9c);
+    R_GC is computed from each of dMod16, dMod50 and dMod84;
     ``sigma_R`` = |R(dMod84) - R(dMod16)| / 2, the paper's average of the two
     asymmetric errors.
 
@@ -234,7 +235,7 @@ def catalog_key(names, how: str = "spec") -> pd.Series:
     """Join keys for cluster names.
 
     ``how="spec"`` (default) is the recipe that reproduces the paper's
-    selections (spec §9c): underscores -> spaces, upper case, the part before
+    selections (Table 2: N = 839): underscores -> spaces, upper case, the part before
     the first comma, applied to each catalogue's own spelling. ``how="resolve"``
     uses :func:`ocnb.datasets.resolve_cluster_name`-style normalisation of the
     first comma-separated part, which also catches aliases with other
@@ -446,7 +447,8 @@ def plot_xy_age_bins(
     color, size : matplotlib colour and marker area [pt^2] of this sample's points.
     label : str, optional
         Legend entry of this sample. When overplotting, default ``"overlay"`` for the new sample
-        and ``"catalogue"`` for the first.
+        and ``"catalogue"`` for the first. Panel titles give each overlay's count under the
+        label's first words (up to a comma or parenthesis).
 
     Returns
     -------
@@ -487,7 +489,8 @@ def plot_xy_age_bins(
         layers[0]["label"] = "catalogue"
     for ax, bin_label in zip(axes.ravel(), AGE_BIN_LABELS, strict=True):
         parts = [f"N = {layers[0]['counts'][bin_label]}"]
-        parts += [f"{lay['label']}: {lay['counts'][bin_label]}" for lay in layers[1:]]
+        # an overlay's short name (its label up to a comma or parenthesis) keeps the titles on two lines
+        parts += [f"{re.split(r'[,(]', lay['label'])[0].strip()}: {lay['counts'][bin_label]}" for lay in layers[1:]]
         ax.set_title(f"{bin_label}\n" + ", ".join(parts), fontsize=9)
     for ax in axes[-1]:
         ax.set_xlabel("X [kpc] (to the Galactic centre)")

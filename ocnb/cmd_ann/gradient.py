@@ -8,7 +8,7 @@ One model serves both validations of the ANN metallicities:
 * ANN [Fe/H] against the spectroscopic [Fe/H] of Spina et al. (2022)
   (Sect. 5.1, Fig. 12): same model, alpha ~ N(1, 1), beta ~ N(0, 1) dex.
 
-The model (spec §9)::
+The model (Sects. 5.1-5.2)::
 
     x_true_i ~ Normal(x_i, sigma_x_i)
     y_i      ~ Normal(alpha * x_true_i + beta, sqrt(sigma_y_i**2 + eps**2))
@@ -21,7 +21,7 @@ is sampled by default in its exact marginal form, with x_true integrated out::
 faster). ``marginal=False`` keeps the latent x_true.
 
 :func:`table2_selection` applies the selection that reproduces Table 2 from the
-shipped catalogue (spec §9c): median age > 500 Myr (logAge50 > 8.699), gold
+shipped catalogue (our reading of Sect. 5.2): median age > 500 Myr (logAge50 > 8.699), gold
 (``Quality == 0``), 5 < ``Rgc`` < 12 kpc, Hunt & Reffert's ``CMDCl50`` > 0.5
 matched by name; errors are half the 16-84 percentile widths on both axes.
 Result: N = 839 and alpha = -0.048, beta = 0.43, eps = 0.314, as in Table 2.
@@ -82,13 +82,13 @@ TABLE2_CI68 = {"alpha": (-0.057, -0.039), "beta": (0.35, 0.51), "eps": (0.303, 0
 TABLE2_REFERENCE = (
     "Cavallo et al. 2024, AJ 167, 12, Sect. 5.2, Table 2 (alpha in dex/kpc, beta and eps in dex)"
 )
-TABLE2_N = 839  # not in the paper: what the spec §9c recipe selects from the shipped catalogue
+TABLE2_N = 839  # not in the paper: what table2_selection() selects from the shipped catalogue
 
 #: Priors of the gradient fit (Sect. 5.2): (mu, sd) of alpha [dex/kpc] and beta [dex]; HalfCauchy scale of eps.
 GRADIENT_PRIORS = {"alpha": (-0.068, 0.1), "beta": (0.5, 1.0), "eps_beta": 1.0}
 #: Priors of the ANN-vs-spectroscopy fit (Sect. 5.1).
 SPECTRO_PRIORS = {"alpha": (1.0, 1.0), "beta": (0.0, 1.0), "eps_beta": 1.0}
-#: The paper's sampler: 10 000 NUTS samples per chain, half burn-in; 4 chains and target_accept 0.9 (spec).
+#: The paper's sampler: 10 000 NUTS samples per chain, half burn-in; 4 chains and target_accept 0.9 (our choice).
 FULL_SAMPLER = {"draws": 5000, "tune": 5000, "chains": 4}
 # FAST mode (OCNB_FAST=1) uses ocnb.stats.FAST_SAMPLER (2 chains x 1000 tune / 2000 draws) and judges convergence
 # with ocnb.stats.FAST_BOUNDS (r_hat < 1.05, bulk ESS > 400); full runs keep r_hat < 1.01 (FULL_BOUNDS).
@@ -215,7 +215,7 @@ def table2_selection(
     r0: float = R0_KPC,
     z_sun: float = Z_SUN_KPC,
 ) -> pd.DataFrame:
-    """The Table 2 sample (spec §9c): old, gold, 5 < R_GC < 12 kpc, HR23 CMD class > 0.5.
+    """The Table 2 sample: old, gold, 5 < R_GC < 12 kpc, HR23 CMD class > 0.5 (Sect. 5.2).
 
     From the shipped CAVALLO2024 catalogue: 6140 -> 1199 (logAge50 > 8.699)
     -> 1119 (gold) -> 1047 (5 < Rgc < 12) -> 839 (CMDCl50 > 0.5).
@@ -442,7 +442,7 @@ class SpectroscopicComparison:
         )
         if color_by_age and d["log_age"].notna().any():
             sc = ax.scatter(d["feh_s22"], d["feh_ann"], c=d["log_age"], s=16, cmap="viridis", zorder=2)
-            plt.colorbar(sc, ax=ax, label="log age (ANN)")
+            plt.colorbar(sc, ax=ax, label="log age (ANN) [dex]")
         else:
             ax.plot(d["feh_s22"], d["feh_ann"], "o", ms=4, color="k", zorder=2)
         lo = float(np.nanmin(np.r_[d["feh_s22"], d["feh_ann"]])) - 0.1
@@ -576,7 +576,7 @@ def spectroscopic_comparison(
     priors: Mapping | None = None,
     **fit_kwargs,
 ) -> SpectroscopicComparison:
-    """ANN [Fe/H] against Spina et al. (2022) with the errors-in-both-variables line (spec §9a).
+    """ANN [Fe/H] against Spina et al. (2022) with the errors-in-both-variables line (Sect. 5.1, Fig. 12).
 
     Selection as in Sect. 5.1 (see :func:`spectroscopic_sample`): Spina error
     < 0.1 dex, in the ANN sample, median age > 500 Myr, gold, HR23 CMD class

@@ -475,7 +475,10 @@ class ClusterEstimate:
         return row
 
     def plot(self, ax=None, n_draws: int = 20, seed: int = 0):
-        """Static posterior-predictive CMD: members and isochrones of ensemble members (matplotlib)."""
+        """Static posterior-predictive CMD: members and isochrones of posterior draws (matplotlib).
+
+        Fast mode draws the ensemble members' predictions, refined mode equally weighted draws of the
+        refinement's posterior."""
         import matplotlib.pyplot as plt
 
         from ..isochrones import default_grid
@@ -492,7 +495,7 @@ class ClusterEstimate:
             ax.plot(c, m, c="C0", lw=0.6, alpha=0.35)
         c, m, _ = _isochrone_cmd1(grid, *(self.point[k] for k in LABELS))
         ax.plot(c, m, c="C3", lw=1.6, label="p50 isochrone")
-        ax.set(xlabel="BP − RP [mag]", ylabel="G [mag]", title=f"{self.name}: {self.quality_name}, "
+        ax.set(xlabel="BP − RP [mag]", ylabel="G [mag]", title=f"{self.name} ({self.mode}): {self.quality_name}, "
                f"μ_dist {self.mu_dist:.2f}")
         ax.set_ylim(max(np.nanmax(y) + 0.5, 18.5), np.nanmin(y) - 1)
         ax.set_xlim(np.nanpercentile(x, 0.5) - 0.3, np.nanpercentile(x, 99.5) + 0.3)
@@ -582,7 +585,13 @@ def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str
     from ..astrometry import cluster_parallax
     from ..validation import validate_members
     from . import trust
+    from .refine import RefineSettings
 
+    if release is not None and release not in ("DR2", "EDR3", "DR3"):
+        raise ValueError(f"release = {release!r}: the Gaia release of the parallaxes must be 'DR2', 'EDR3' or 'DR3'")
+    if refine_settings is not None and not isinstance(refine_settings, RefineSettings):
+        raise TypeError(f"refine_settings must be an ocnb.cmd_ann.refine.RefineSettings, not "
+                        f"{type(refine_settings).__name__}")
     model = model if model is not None else train_default()
     if "parallax" not in getattr(members, "columns", getattr(members, "colnames", [])):
         raise MemberTableError("member table lacks the 'parallax' column [mas] (the ANN's 190th input)")
@@ -648,13 +657,23 @@ def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str
         summary["lo_cal"], summary["hi_cal"] = mean_u - sd_c, mean_u + sd_c
         prediction = EnsemblePrediction(np.asarray(pred.members, float) + (mean_u - mean)[None, None, :],
                                         index=pred.index)
+        # A parallax can agree with a wide ANN interval and still move the isochrone off the members:
+        # then CMD and parallax disagree, whatever the z-score said.
+        before = {k: float(v) for k, v in zip(LABELS, mean, strict=True)}
+        after = {k: float(v) for k, v in zip(LABELS, mean_u, strict=True)}
+        cls_before = int(quality_class([mu_dist(table, before, model.features.scales_)],
+                                       model.meta["mu_reference"])[0])
+        cls_after = int(quality_class([mu_dist(table, after, model.features.scales_)], model.meta["mu_reference"])[0])
+        if cls_after >= 2 and cls_after > cls_before:
+            reasons.append(f"the members' parallax distance (dMod {mu_p:.2f} mag) moves the isochrone off the members "
+                           f"(class {QUALITY_NAMES[cls_before]} → {QUALITY_NAMES[cls_after]}): parallax and CMD "
+                           "disagree")
         mean, cov_cal = mean_u, cov_u
     elif parallax and not consistency.get("consistent", True):
         reasons.append("the members' parallax contradicts the CMD distance: not used as a likelihood")
     # --- refinement on every star (issue 14, item 2) -----------------------------------------------
     mode, refinement = "fast", None
     if refine:
-        from .refine import RefineSettings
         from .refine import refine as _refine
         from .refine_calibration import systematic_floors
 
@@ -691,11 +710,12 @@ def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str
                            members=table, prediction=prediction, model=model, mode=mode, refinement=refinement)
 
 
-def estimate_many(tables, model: CavalloModel | None = None, errors: str = "collect") -> pd.DataFrame:
+def estimate_many(tables, model: CavalloModel | None = None, errors: str = "collect", **kwargs) -> pd.DataFrame:
     """Estimate several clusters: ``tables`` maps name -> member DataFrame. One row per cluster.
 
     With ``errors="collect"`` a cluster that cannot be estimated gets a row with its error message
-    in ``reason`` (and NaN parameters) instead of stopping the loop.
+    in ``reason`` (and NaN parameters) instead of stopping the loop. Other keywords (``parallax``,
+    ``refine``, ``release``, ``seed``) go to :func:`estimate`.
     """
     from ..parallel import progress
 
@@ -703,7 +723,7 @@ def estimate_many(tables, model: CavalloModel | None = None, errors: str = "coll
     rows = []
     for name, members in progress(list(tables.items()), desc="clusters"):
         try:
-            rows.append(estimate(members, model, name=name).to_row())
+            rows.append(estimate(members, model, name=name, **kwargs).to_row())
         except MemberTableError as err:
             if errors != "collect":
                 raise

@@ -45,7 +45,7 @@ __all__ = [
     "quadtree_segments",
 ]
 
-#: Perplexities offered by the t-SNE explorer (spec §7: 30 by default, re-run at 10, 50, 100).
+#: Perplexities offered by the t-SNE explorer (30 by default; the paper varied it without giving values).
 DEFAULT_PERPLEXITIES = (10, 30, 50, 100)
 _LEVEL_STYLE = {1: ("#d62728", 2.0), 2: ("#ff7f0e", 1.3), 3: ("#1f77b4", 0.8)}
 #: Units of the four labels (log age is log10 of the age in years).
@@ -1014,7 +1014,7 @@ class GradientPanel(Panel):
         elif self.result is not None:  # back to the cuts of the fit
             self.fit_info.value = self._fit_text
         self._stream.event(version=self._stream.version + 1)
-        if self.auto.value:
+        if self.auto.value and len(self.selection()):  # with N = 0 the text already says the fit was cleared
             self.fit()
 
     def _clear_fit(self) -> None:

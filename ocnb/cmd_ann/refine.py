@@ -78,12 +78,17 @@ class RefineSettings:
         hundreds of them down to G = 18: left in, they drag A_V, [Fe/H] and age to fit the model's
         mismatch. ``None`` keeps every member down to ``g_lim``.
     n_search, n_rounds : int
-        θ per cross-entropy round and number of rounds.
+        θ per cross-entropy round (three times as many in the first) and number of rounds.
     n_search_stars : int
         Members (drawn at random) whose likelihood guides the search rounds; the mode, the
         curvature and the final round use every member.
     max_iter : int
         Iterations of the L-BFGS-B search for the mode.
+    n_eff : float or None
+        Effective number of independent members of the CMD likelihood: with N > n_eff members the CMD
+        term is tempered by N / n_eff, because the model's errors are shared by all members (a colour
+        offset of PARSEC moves every star); calibrated on mismatched SIMULATED clusters
+        (:mod:`ocnb.cmd_ann.refine_calibration`). ``None``: no tempering beyond the sandwich τ.
     n_final : int
         Importance samples per adaptive round.
     n_is_rounds : int
@@ -107,9 +112,10 @@ class RefineSettings:
     g_lim: float = 18.0
     abs_mag_max: float | None = 8.0
     n_search: int = 32
-    n_rounds: int = 2
-    n_search_stars: int = 250
-    max_iter: int = 15
+    n_rounds: int = 3
+    n_search_stars: int = 200
+    max_iter: int = 12
+    n_eff: float | None = 10.0
     n_final: int = 48
     n_is_rounds: int = 2
     max_outlier_fraction: float = 0.3
@@ -339,6 +345,10 @@ def member_photometry(members: pd.DataFrame, colour_names=("BP-RP",), settings: 
     settings = settings or RefineSettings()
     if not colour_names or colour_names[0] != "BP-RP":
         raise ValueError(f"the first colour must be 'BP-RP' (the one every member has), not {colour_names!r}")
+    for name in colour_names:
+        parts = name.split("-") if isinstance(name, str) else []
+        if len(parts) != 2 or not all(p in _MAG_COLUMNS for p in parts):
+            raise ValueError(f"unknown colour {name!r}: give 'A-B' with bands among {sorted(_MAG_COLUMNS)}")
     bands = sorted({"G"} | {b for name in colour_names for b in name.split("-")})
     gaia = ("BP", "G", "RP")
     missing = [_MAG_COLUMNS[b] for b in bands if _MAG_COLUMNS[b] not in members.columns]
@@ -375,8 +385,9 @@ def member_photometry(members: pd.DataFrame, colour_names=("BP-RP",), settings: 
         has.append(present)
         colours.append(np.where(present, col, np.nanmedian(col) if present.any() else 0.0))
         var_c.append(np.where(present, var + settings.sigma_floor_colour ** 2, _MISSING_VAR))
-    return {"mag": g, "colours": np.stack(colours, axis=1), "var_mag": sig["G"][ok] ** 2 + settings.sigma_floor_mag ** 2,
-            "var_colours": np.stack(var_c, axis=1), "has": np.stack(has, axis=1), "n_used": int(ok.sum()),
+    return {"mag": g, "colours": np.stack(colours, axis=1),
+            "var_mag": sig["G"][ok] ** 2 + settings.sigma_floor_mag ** 2, "var_colours": np.stack(var_c, axis=1),
+            "has": np.stack(has, axis=1), "n_used": int(ok.sum()),
             "n_error_model": n_model, "colour_names": tuple(colour_names)}
 
 
@@ -635,16 +646,17 @@ def _maximise(log_target, start, lo, hi, max_iter: int) -> np.ndarray:
 
     def fun(z):
         x = np.clip(z * scale, lo + h, hi - h)
-        pts = np.vstack([x, x + np.diag(h), x - np.diag(h)])
+        # Forward differences: one batch of d + 1 θ per call (the target is smooth on the scale of h).
+        pts = np.vstack([x, x + np.diag(h)])
         f = log_target(pts)
         if not np.all(np.isfinite(f)):
             return 1e12, np.zeros(d)
-        grad = (f[1:d + 1] - f[d + 1:]) / (2 * h)
+        grad = (f[1:] - f[0]) / h
         return -f[0], -grad * scale
 
     res = minimize(fun, np.clip(start, lo + h, hi - h) / scale, jac=True, method="L-BFGS-B",
                    bounds=list(zip((lo + h) / scale, (hi - h) / scale, strict=True)),
-                   options={"maxiter": max_iter, "gtol": 1e-3})
+                   options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": 1e-3})
     return np.clip(res.x * scale, lo, hi)
 
 
@@ -654,7 +666,8 @@ def refine(members: pd.DataFrame, start_mean, start_cov, parallax=None, grid=Non
 
     Steps: (1) a cross-entropy search from the ANN's Gaussian (``n_rounds`` × ``n_search`` θ, on
     ``n_search_stars`` members drawn at random); (2) the mode on all members by L-BFGS-B with batched
-    finite-difference gradients; (3) the curvature there, the robust tempering τ and a Newton step;
+    finite-difference gradients, from the best point and from the best one elsewhere on the ridge;
+    (3) the curvature there, the robust tempering τ and a Newton step;
     (4) adaptive importance sampling (``n_is_rounds`` × ``n_final`` θ, all members) from a defensive
     mixture (90 % a Gaussian around the mode widened by 1.5, 10 % the ANN's Gaussian), giving the
     weighted posterior and its ESS.
@@ -690,20 +703,20 @@ def refine(members: pd.DataFrame, start_mean, start_cov, parallax=None, grid=Non
     t0 = time.perf_counter()
     settings = settings or RefineSettings()
     grid = grid if grid is not None else default_grid()
+    mean0 = np.asarray(start_mean, float)
+    cov0 = np.asarray(start_cov, float)
+    if mean0.shape != (4,) or cov0.shape != (4, 4) or not (np.all(np.isfinite(cov0)) and np.all(np.isfinite(mean0))):
+        raise ValueError(f"start_mean must be 4 finite numbers and start_cov a finite 4 × 4 matrix; got "
+                         f"{mean0!r}, shape {cov0.shape}")
     if settings.abs_mag_max is not None:
         plx_mu = parallax.dist_mod() if parallax is not None else float("nan")
-        hint = plx_mu if np.isfinite(plx_mu) else float(np.asarray(start_mean, float)[3])
+        hint = plx_mu if np.isfinite(plx_mu) else float(mean0[3])
         if np.isfinite(hint):
             settings = dataclasses.replace(settings, g_lim=float(min(settings.g_lim, hint + settings.abs_mag_max)))
     phot = member_photometry(members, colour_names, settings)
     bounds = prior_bounds(grid)
     lo = np.array([bounds[k][0] for k in LABELS])
     hi = np.array([bounds[k][1] for k in LABELS])
-    mean0 = np.asarray(start_mean, float)
-    cov0 = np.asarray(start_cov, float)
-    if mean0.shape != (4,) or cov0.shape != (4, 4) or not (np.all(np.isfinite(cov0)) and np.all(np.isfinite(mean0))):
-        raise ValueError(f"start_mean must be 4 finite numbers and start_cov a finite 4 × 4 matrix; got "
-                         f"{mean0!r}, shape {cov0.shape}")
     mean0 = np.clip(mean0, lo, hi)
     # Never start narrower than the grid can resolve.
     cov0 = 0.5 * (cov0 + cov0.T) + np.diag([0.03, 0.03, 0.02, 0.02]) ** 2
@@ -712,7 +725,11 @@ def refine(members: pd.DataFrame, start_mean, start_cov, parallax=None, grid=Non
     subset = (np.sort(rng.choice(n, size=settings.n_search_stars, replace=False))
               if n > settings.n_search_stars else None)
     n_eval = 0
-    tau = 1.0
+    # Tempering: the members are not independent draws from the model — PARSEC, the extinction law and
+    # the binaries are wrong in the same way for all of them — so the CMD counts as at most n_eff
+    # independent stars (calibrated on mismatched simulated clusters, see refine_calibration).
+    tau = max(1.0, n / settings.n_eff) if settings.n_eff else 1.0
+    tau_eff = tau
 
     def cmd_terms(theta, stars=None):
         """Per-member CMD logs (S, N), −inf rows outside the prior."""
@@ -730,15 +747,22 @@ def refine(members: pd.DataFrame, start_mean, start_cov, parallax=None, grid=Non
         return np.asarray(parallax.loglike(theta[:, 3]), float) if parallax is not None else np.zeros(len(theta))
 
     def log_target(theta, stars=None):
-        """Tempered target: log L_CMD / τ + log L_parallax (τ ≥ 1, see the Newton step)."""
-        return cmd_terms(theta, stars).sum(axis=1) / tau + plx_term(theta)
+        """Tempered target: log L_CMD / τ + log L_parallax (τ ≥ 1, see the module docstring).
 
-    # (1) cross-entropy search
+        On a subset of members the CMD term is tempered to the same effective number of stars.
+        """
+        scale = (len(stars) / n if stars is not None else 1.0)
+        return cmd_terms(theta, stars).sum(axis=1) / (tau * scale) + plx_term(theta)
+
+    # (1) cross-entropy search on a subset of members. The first round is three times larger: age,
+    # [Fe/H] and A_V trade along narrow ridges with several local maxima, and a wide first look is
+    # what keeps the search out of the wrong one.
     seen_t, seen_l = [], []
     m, cov = mean0, cov0
     n_elite = max(4, round(settings.elite_fraction * settings.n_search))
     for r in range(settings.n_rounds):
-        th = np.clip(rng.multivariate_normal(m, cov, settings.n_search), lo, hi)
+        size = settings.n_search * (3 if r == 0 else 1)
+        th = np.clip(rng.multivariate_normal(m, cov, size), lo, hi)
         if r == 0:
             th[0] = mean0
         seen_t.append(th)
@@ -748,11 +772,19 @@ def refine(members: pd.DataFrame, start_mean, start_cov, parallax=None, grid=Non
         m = all_t[best].mean(axis=0)
         cov = np.cov(all_t[best].T) + np.diag(_H_MIN) ** 2
     all_t, all_l = np.concatenate(seen_t), np.concatenate(seen_l)
-    centre = all_t[int(np.argmax(all_l))]
-    # (2) the mode on all members: L-BFGS-B with batched central-difference gradients (the
-    # parameters are strongly degenerate — age, [Fe/H], A_V and dMod trade along a narrow ridge —
-    # which a population search alone follows slowly).
-    centre = _maximise(log_target, centre, lo, hi, settings.max_iter)
+    order = np.argsort(np.where(np.isfinite(all_l), all_l, -np.inf))[::-1]
+    starts = [all_t[order[0]]]
+    # A second start: the best point of the search that lies clearly elsewhere on the ridge and is
+    # nearly as good (within 10 in the tempered log L).
+    far = [i for i in order[1:] if np.any(np.abs(all_t[i] - starts[0]) / _H_MAX > 2.0)
+           and all_l[i] > all_l[order[0]] - 10.0]
+    if far:
+        starts.append(all_t[far[0]])
+    # (2) the mode on all members: L-BFGS-B with batched central-difference gradients from each start
+    # (the parameters are strongly degenerate, which a population search alone follows slowly).
+    modes = [_maximise(log_target, x, lo, hi, settings.max_iter) for x in starts]
+    values = log_target(np.array(modes))
+    centre = modes[int(np.argmax(values))]
     # (3) curvature and robust tempering at the mode. The CMD model is never exact (PARSEC, one
     # extinction law, binaries, the member list), so its curvature alone overstates what the members
     # tell: the robust (sandwich) covariance H⁻¹ J H⁻¹, J = Σ_i g_i g_iᵀ over the members' own score
@@ -773,7 +805,8 @@ def refine(members: pd.DataFrame, start_mean, start_cov, parallax=None, grid=Non
             inv = np.linalg.inv(-h_cmd)
             np.linalg.cholesky(inv)
             ratio = np.linalg.det(inv @ (scores @ scores.T) @ inv) / np.linalg.det(inv)
-            tau = float(max(1.0, ratio ** (1.0 / d))) if np.isfinite(ratio) and ratio > 0 else 1.0
+            tau_sandwich = float(ratio ** (1.0 / d)) if np.isfinite(ratio) and ratio > 0 else 1.0
+            tau = max(tau_eff, tau_sandwich, 1.0)
         except np.linalg.LinAlgError:
             pass
         f = per.sum(axis=1) / tau + plx_term(pts)

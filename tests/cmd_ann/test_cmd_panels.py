@@ -201,6 +201,10 @@ def test_gradient_panel_empty_selection_clears_the_fit(gradient_panel):
     assert panel.fit() is None and "nothing to fit" in panel.fit_info.value  # Fit on N = 0 says so too
     panel.set(min_log_age=9.3)  # clusters again, no fit until Fit is pressed
     assert panel.state()["n"] > 3 and panel.result is None and "previous cuts" not in fig.title.text
+    panel.set(auto=True, min_log_age=9.35)  # refit on change ...
+    assert panel.state()["fitted"]
+    panel.set(min_log_age=10.2)  # ... and an empty selection still says that the fit was cleared
+    assert panel.result is None and "previous fit was cleared" in panel.fit_info.value
 
 
 @needs_pymc
@@ -311,3 +315,101 @@ def test_gradient_auto_refit_and_every_widget(gradient_panel, caplog):
         assert panel.state()["fitted"] and len(panel.history) == 3
     assert _colours(fig) == colours
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")], caplog.text
+
+
+# ---------------------------------------------------------------------------
+# the four-panel comparison figures and the FAST-model note
+# ---------------------------------------------------------------------------
+def _overlapping_texts(fig) -> list:
+    """Pairs of visible texts (titles, axis labels, in-view tick labels) whose boxes overlap on the canvas."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    texts = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            texts += [(t.label1.get_text(), t.label1.get_window_extent(r)) for t in axis.get_major_ticks()
+                      if lo - 1e-9 <= t.get_loc() <= hi + 1e-9 and t.label1.get_visible() and t.label1.get_text()]
+        texts += [(t.get_text(), t.get_window_extent(r)) for t in (ax.title, ax.xaxis.label, ax.yaxis.label)
+                  if t.get_visible() and t.get_text()]
+    return [(a, b) for i, (a, ba) in enumerate(texts) for b, bb in texts[i + 1:] if ba.overlaps(bb)]
+
+
+class _Pred:
+    """Stand-in for an EnsemblePrediction: only ``quantile(50)`` is used by the figure."""
+
+    def __init__(self, frame):
+        self.frame = frame
+
+    def quantile(self, q):
+        assert q == 50
+        return self.frame
+
+
+def test_comparison_figures_carry_units_and_no_tick_label_overlaps():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from ocnb.cmd_ann.panels import LABEL_UNITS, plot_literature_comparison, plot_residuals_vs_n
+
+    rng = np.random.default_rng(0)
+    n = 200  # a SIMULATED-like truth table spanning the Table-1 priors (wide ranges give long tick labels)
+    truth = pd.DataFrame({"log_age": rng.uniform(6.7, 10.1, n), "feh": rng.uniform(-0.8, 0.6, n),
+                          "a_v": rng.uniform(0, 5, n), "dist_mod": rng.uniform(0, 15, n),
+                          "n_stars": np.round(10 ** rng.uniform(1, 3.5, n))})
+    preds = {name: _Pred(truth[list(LABEL_UNITS)] + rng.normal(0, s, (n, 4))) for name, s in
+             (("Gaia only", 1.0), ("multi-band", 0.3))}
+    fig = plot_residuals_vs_n(preds, truth, title="held-out simulated clusters")
+    assert len(fig.axes) == 4
+    for ax, k in zip(fig.axes, LABEL_UNITS, strict=True):
+        assert ax.get_ylabel().endswith(f"[{LABEL_UNITS[k]}]") and "N stars" in ax.get_xlabel()
+        assert [len(c.get_offsets()) for c in ax.collections] == [n, n]
+    assert not _overlapping_texts(fig), _overlapping_texts(fig)
+
+    cats = ("CANTAT2020", "CAVALLO2024", "DIAS2021", "HUNT2023")
+    lit = pd.DataFrame([{"name": f"c{i}", "catalog": cat,
+                         **{f"{k}_lit": truth[k].iloc[i] for k in LABEL_UNITS},
+                         **{f"{k}_ours": truth[k].iloc[i] + rng.normal(0, 0.3) for k in LABEL_UNITS}}
+                        for i in range(30) for cat in cats])
+    fig = plot_literature_comparison(lit, title="real clusters")
+    for ax, k in zip(fig.axes, LABEL_UNITS, strict=True):
+        unit = f"[{LABEL_UNITS[k]}]"
+        assert ax.get_xlabel().endswith(unit) and ax.get_ylabel().endswith(unit)
+        assert ax.get_xlim() == ax.get_ylim()  # same range on both axes: the y = x line is the diagonal
+        assert sum(len(c.get_offsets()) for c in ax.collections) == len(lit)
+    assert not _overlapping_texts(fig), _overlapping_texts(fig)
+    with pytest.raises(KeyError, match=r"lit lacks column\(s\) \['feh_ours'\]"):
+        plot_literature_comparison(lit.drop(columns="feh_ours"))
+    with pytest.raises(KeyError, match="n_stars"):
+        plot_residuals_vs_n(preds, truth.drop(columns="n_stars"))
+    plt.close("all")
+
+
+def test_fast_model_note_quotes_the_run_and_the_benchmark():
+    """FAST numbers (M67 a few hundred Myr old, 'gold') get a note with the laptop model's and the literature's."""
+    from types import SimpleNamespace
+
+    from ocnb.cmd_ann.panels import fast_model_note
+
+    ens = SimpleNamespace(n_members=3, hidden=(64,) * 5, epochs=4)
+    fast = SimpleNamespace(preset="fast", ensemble=ens, meta={"n_train": 400, "fit_s": 5.2})
+    est = SimpleNamespace(name="NGC 2682", quality_name="gold",
+                          point={"log_age": 8.03, "feh": 0.0, "a_v": 1.0, "dist_mod": 7.92})
+    results = {"created": "2026-11-21T22:59:56+00:00", "_path": "benchmarks/peers/asteca_vs_ocnb.json",
+               "clusters": [{"cluster": "NGC 2682", "label": "M67",
+                             "literature": {"log_age": {"mean": 9.458}, "dist_mod": {"mean": 9.658}},
+                             "ocnb": {"status": "ok", "model": "laptop/multi", "quality": "silver",
+                                      "p50": {"log_age": 9.479, "dist_mod": 9.425}}}]}
+    note = fast_model_note(fast, est, results)
+    assert "FAST model" in note and "3 networks of 5 × 64 units" in note and "400 simulated clusters" in note
+    assert "log age 8.03 (107 Myr)" in note and "7.92 mag (384 pc)" in note and "rated gold" in note
+    assert "literature mean is log age 9.46 (2.9 Gyr)" in note and "(854 pc)" in note
+    assert "laptop/multi model gave log age 9.48 (3.0 Gyr)" in note and "rated silver" in note
+    assert "2026-11-21" in note and "asteca_vs_ocnb.json" in note
+    est_m67 = SimpleNamespace(**{**vars(est), "name": "M67"})  # the label spelling finds the same record
+    assert "laptop/multi model gave" in fast_model_note(fast, est_m67, results)
+    assert "without `OCNB_FAST=1`" in fast_model_note(fast, est)  # no benchmark file: says how to get real numbers
+    assert fast_model_note(SimpleNamespace(preset="laptop"), est, results) == ""

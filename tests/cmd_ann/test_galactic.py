@@ -138,3 +138,61 @@ def test_plots(cavallo, hunt):
     fig2 = gal.plot_z_histograms(s)
     assert len(fig2.axes) == 6
     plt.close("all")
+
+
+def _texts(fig):
+    """(text, window box) of every visible title, axis label and in-view tick label of ``fig``."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    out = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            out += [(t.label1.get_text(), t.label1.get_window_extent(r)) for t in axis.get_major_ticks()
+                    if lo - 1e-9 <= t.get_loc() <= hi + 1e-9 and t.label1.get_visible() and t.label1.get_text()]
+        out += [(t.get_text(), t.get_window_extent(r)) for t in (ax.title, ax.xaxis.label, ax.yaxis.label)
+                if t.get_visible() and t.get_text()]
+    if fig._suptitle is not None:
+        out.append((fig._suptitle.get_text(), fig._suptitle.get_window_extent(r)))
+    return out
+
+
+def overlapping_texts(fig) -> list:
+    texts = _texts(fig)
+    return [(a, b) for i, (a, ba) in enumerate(texts) for b, bb in texts[i + 1:] if ba.overlaps(bb)]
+
+
+def test_overplot_reuses_the_panels_and_keeps_the_catalogue_visible(cavallo, hunt):
+    """fig=fig drew a second 2 x 3 grid on top: the catalogue was hidden and the titles were printed twice."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = gal.galactic_sample(cavallo, hunt)
+    sub = cavallo[cavallo["name"].isin(["NGC 2682", "NGC 188", "Melotte 22", "NGC 6791", "Melotte 20"])]
+    ours = pd.DataFrame({"name": sub["name"], "logAge_50": sub["logAge50"], "dMod_16": sub["dMod16"],
+                         "dMod_50": sub["dMod50"], "dMod_84": sub["dMod84"]})
+    mine = gal.galactic_sample(ours, hunt, quality=None, cmd_min=None)
+    fig = gal.plot_xy_age_bins(s, title="Fig. 14", label="catalogue")
+    assert gal.plot_xy_age_bins(mine, fig=fig, color="r", size=25, label="ours") is fig
+    assert len(fig.axes) == 6  # the same six panels, not twelve
+    counts = gal.age_bin_counts(s)
+    mine_counts = gal.age_bin_counts(mine)
+    for ax, label in zip(fig.axes, gal.AGE_BIN_LABELS, strict=True):
+        under, over = ax.collections  # the catalogue, then ours on top of it
+        assert len(under.get_offsets()) == counts[label] and len(over.get_offsets()) == mine_counts[label]
+        assert over.get_zorder() > under.get_zorder()
+        assert f"N = {counts[label]}" in ax.get_title() and f"ours: {mine_counts[label]}" in ax.get_title()
+    assert counts[gal.AGE_BIN_LABELS[0]] > 500  # the young catalogue clusters that trace the arms are there
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["catalogue", "ours"]
+    assert not overlapping_texts(fig), overlapping_texts(fig)
+    for ax in fig.axes[3:]:
+        assert "[kpc]" in ax.get_xlabel()
+    for ax in fig.axes[::3]:
+        assert "[kpc]" in ax.get_ylabel()
+    fig2 = gal.plot_z_histograms(s, title="Fig. 15")
+    assert not overlapping_texts(fig2), overlapping_texts(fig2)
+    assert all("[kpc]" in ax.get_xlabel() for ax in fig2.axes[3:])
+    assert all("pc" in ax.get_ylabel() for ax in fig2.axes[::3])
+    plt.close("all")
