@@ -92,7 +92,7 @@ class RefineSettings:
     n_final : int
         Importance samples per adaptive round.
     n_is_rounds : int
-        Adaptive importance-sampling rounds (the last one gives the posterior and its ESS).
+        Adaptive importance-sampling rounds (all rounds together give the posterior and its ESS).
     elite_fraction : float
         Fraction of the best θ that sets the next search round.
     min_ess : float
@@ -116,8 +116,8 @@ class RefineSettings:
     n_search_stars: int = 200
     max_iter: int = 12
     n_eff: float | None = 10.0
-    n_final: int = 48
-    n_is_rounds: int = 2
+    n_final: int = 40
+    n_is_rounds: int = 3
     max_outlier_fraction: float = 0.3
     elite_fraction: float = 0.25
     min_ess: float = 10.0
@@ -513,7 +513,7 @@ class RefineResult:
     Attributes
     ----------
     samples : ndarray (M, 4)
-        θ of the final round (log age [dex], [Fe/H] [dex], A_V [mag], dMod [mag]).
+        θ of all adaptive rounds (log age [dex], [Fe/H] [dex], A_V [mag], dMod [mag]).
     weights : ndarray (M,)
         Normalised importance weights.
     summary : DataFrame
@@ -829,31 +829,39 @@ def refine(members: pd.DataFrame, start_mean, start_cov, parallax=None, grid=Non
         laplace_ok = False
     else:
         laplace_ok = True
-    # (4) adaptive importance sampling (population Monte Carlo) on all members: a defensive mixture,
-    # 90 % a Gaussian around the mode widened by 1.5, 10 % the ANN's Gaussian, refitted to the
-    # weighted samples after every round; the posterior and its ESS come from the last round.
+    # (4) adaptive importance sampling on all members: each round draws from a defensive mixture
+    # (90 % a Gaussian around the current estimate widened by 1.5, 10 % the ANN's Gaussian) refitted
+    # to the weighted samples of the rounds before. All rounds are kept and weighted against the
+    # mixture of every proposal used (deterministic-mixture weights), so no evaluation is wasted and
+    # the ESS counts them all. θ outside the prior have zero weight (no clipping: that would put
+    # mass on the prior's edges).
     m_prop, c_prop = centre, lap
     n_def = max(2, settings.n_final // 10)
+    props, th_all, ll_all = [], [], []
+
+    def mixture_logq(x):
+        parts = [np.logaddexp(np.log(0.9) + _mvn_logpdf(x, m_, c_), np.log(0.1) + _mvn_logpdf(x, mean0, cov0))
+                 for m_, c_ in props]
+        return np.logaddexp.reduce(np.array(parts), axis=0) - np.log(len(parts))
+
     for r in range(settings.n_is_rounds):
         c_prop = 0.5 * (c_prop + c_prop.T) + np.diag(_H_MIN / 10) ** 2
         wide = (1.5 ** 2) * c_prop
-        th = np.concatenate([rng.multivariate_normal(m_prop, wide, settings.n_final - n_def),
-                             rng.multivariate_normal(mean0, cov0, n_def)])
-        th = np.clip(th, lo, hi)
-        ll = log_target(th)
-        log_q = np.logaddexp(np.log(0.9) + _mvn_logpdf(th, m_prop, wide), np.log(0.1) + _mvn_logpdf(th, mean0, cov0))
-        log_w = ll - log_q
+        props.append((m_prop, wide))
+        th_r = np.concatenate([rng.multivariate_normal(m_prop, wide, settings.n_final - n_def),
+                               rng.multivariate_normal(mean0, cov0, n_def)])
+        th_all.append(th_r)
+        ll_all.append(log_target(th_r))
+        th, ll = np.concatenate(th_all), np.concatenate(ll_all)
+        log_w = ll - mixture_logq(th)
         ok = np.isfinite(log_w)
         w = np.zeros(len(th))
         if ok.any():
             w[ok] = np.exp(log_w[ok] - log_w[ok].max())
-        if w.sum() <= 0:
+        if w.sum() <= 0 or r == settings.n_is_rounds - 1:
             break
         wn = w / w.sum()
-        ess_r = 1.0 / np.sum(wn ** 2)
-        if r == settings.n_is_rounds - 1:
-            break
-        if ess_r >= 5:
+        if 1.0 / np.sum(wn ** 2) >= 5:
             m_prop = wn @ th
             c_prop = np.cov(th.T, aweights=wn)
         else:  # too few effective samples to refit: re-centre on the best and shrink
