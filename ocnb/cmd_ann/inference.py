@@ -68,18 +68,23 @@ _LEGACY_FIT_TIME_TOLERANCE_S = 0.25
 # Fit quality (Sect. 3.4)
 # ---------------------------------------------------------------------------
 def _isochrone_cmd1(grid, log_age, feh, a_v, dist_mod):
-    """Apparent (BP−RP, G) of the PARSEC isochrone, phase by phase, with parameters clipped to the grid."""
-    lo_a, hi_a = grid.age_range
-    lo_m, hi_m = grid.mh_range
-    iso = grid.isochrone(float(np.clip(log_age, lo_a, hi_a)), float(np.clip(feh, lo_m, hi_m)))
-    app = iso.apparent(float(dist_mod), float(max(a_v, 0.0)))
-    colour = np.asarray(app["BP"]) - np.asarray(app["RP"])
-    mag = np.asarray(app["G"])
-    label = np.asarray(iso["label"])
-    return colour, mag, label
+    """Apparent (BP−RP, G) of the PARSEC isochrone, phase by phase, with parameters clipped to the grid.
+
+    Only the three Gaia bands are moved to apparent magnitudes (Teff-dependent extinction, the
+    simulator's law), which keeps μ_dist cheap enough to be evaluated several times per estimate.
+    """
+    from ..photometry import extinction_ratio
+    from .refine import batched_isochrones
+
+    iso = batched_isochrones(grid, [float(log_age)], [float(feh)])
+    keep = iso["valid"][0]
+    a_v = float(max(a_v, 0.0))
+    teff = np.power(10.0, iso["log_teff"][0, keep])
+    app = {b: iso[b][0, keep] + float(dist_mod) + a_v * extinction_ratio(b, teff, a_v) for b in ("G", "BP", "RP")}
+    return app["BP"] - app["RP"], app["G"], iso["label"][keep]
 
 
-def mu_dist(members, params: dict, scales: dict, grid=None) -> float:
+def mu_dist(members, params: dict, scales: dict, grid=None, xy=None) -> float:
     """Mean standardised distance of CMD1 members from the predicted isochrone (Sect. 3.4).
 
     Parameters
@@ -90,6 +95,8 @@ def mu_dist(members, params: dict, scales: dict, grid=None) -> float:
         ``log_age`` [dex], ``feh`` [dex], ``a_v`` [mag], ``dist_mod`` [mag] (the point estimate).
     scales : dict
         :attr:`QuadTreeFeatures.scales_` (the frozen standardisation constants).
+    xy : (ndarray, ndarray), optional
+        CMD1 of the members (``cmd_arrays(members)["cmd1"]``) when already computed.
 
     Returns
     -------
@@ -99,7 +106,7 @@ def mu_dist(members, params: dict, scales: dict, grid=None) -> float:
     from ..isochrones import default_grid, segment_distance
 
     grid = grid if grid is not None else default_grid()
-    x, y = cmd_arrays(members)["cmd1"]
+    x, y = xy if xy is not None else cmd_arrays(members)["cmd1"]
     if x.size == 0:
         return float("nan")
     sx, sy = scales["cmd1"]
@@ -638,6 +645,7 @@ def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str
         cp = None
         reasons.append(f"no parallax likelihood: {err}")
     mean, cov_raw, cov_cal = _ann_gaussian(pred, cal)
+    cmd1, scales, mu_ref = cmd_arrays(table)["cmd1"], model.features.scales_, model.meta["mu_reference"]
     ood = trust.ood_test(model, X)
     consistency = (trust.parallax_consistency(float(mean[3]), float(np.sqrt(cov_cal[3, 3])), cp)
                    if cp is not None else {})
@@ -661,9 +669,9 @@ def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str
         # then CMD and parallax disagree, whatever the z-score said.
         before = {k: float(v) for k, v in zip(LABELS, mean, strict=True)}
         after = {k: float(v) for k, v in zip(LABELS, mean_u, strict=True)}
-        cls_before = int(quality_class([mu_dist(table, before, model.features.scales_)],
-                                       model.meta["mu_reference"])[0])
-        cls_after = int(quality_class([mu_dist(table, after, model.features.scales_)], model.meta["mu_reference"])[0])
+        moved = abs(mean_u[3] - mean[3]) > 0.1  # a smaller shift cannot move the isochrone off the members
+        cls_before = trust.mu_dist_class(mu_dist(table, before, scales, xy=cmd1), mu_ref) if moved else 0
+        cls_after = trust.mu_dist_class(mu_dist(table, after, scales, xy=cmd1), mu_ref) if moved else 0
         if cls_after >= 2 and cls_after > cls_before:
             reasons.append(f"the members' parallax distance (dMod {mu_p:.2f} mag) moves the isochrone off the members "
                            f"(class {QUALITY_NAMES[cls_before]} → {QUALITY_NAMES[cls_after]}): parallax and CMD "
@@ -693,8 +701,8 @@ def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str
         flags["refine"] = {**refinement.to_dict(), "systematic_floor": floors, "floor_note": floor_note}
         mode = "refined"
     params = {k: float(summary.loc[k, "p50"]) for k in LABELS}
-    mu = mu_dist(table, params, model.features.scales_)
-    mu_class = int(quality_class([mu], model.meta["mu_reference"])[0])
+    mu = mu_dist(table, params, scales, xy=cmd1)
+    mu_class = trust.mu_dist_class(mu, mu_ref)
     verdict = trust.assess(model, table, X, pred, params, mu, cluster_parallax=cp,
                            refine_info=flags.get("refine"), mu_quality=mu_class, ood=ood)
     quality = int(verdict["quality"])

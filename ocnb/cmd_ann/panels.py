@@ -936,7 +936,7 @@ class GradientPanel(Panel):
         self._control("cmd_min", self.cmd_min)
         self._control("auto", self.auto)
         self._selection = None
-        self._fit_text = ""
+        self._fit_text, self._cleared = "", False
         self._update_info()
         if fit_now:
             self.fit()
@@ -1009,6 +1009,8 @@ class GradientPanel(Panel):
         self._update_info()
         if len(self.selection()) == 0:
             self._clear_fit()
+        elif self.result is None and self._cleared:
+            self.fit_info.value = "<i>The previous fit was cleared when no cluster passed the cuts: press Fit.</i>"
         elif self.result is not None and self.result_state != self._cuts():
             self.fit_info.value = f"<i>Fit of the previous cuts</i> (grey; press Fit for these): {self._fit_text}"
         elif self.result is not None:  # back to the cuts of the fit
@@ -1020,6 +1022,7 @@ class GradientPanel(Panel):
     def _clear_fit(self) -> None:
         """No cluster passes the cuts: a fit of other cuts would only mislead, so it goes."""
         had_fit = self.result is not None
+        self._cleared = self._cleared or had_fit
         self.result, self.result_state, self._fit_text = None, None, ""
         self.fit_info.value = ("<b>N = 0</b>: no cluster passes these cuts"
                                + ("; the previous fit was cleared." if had_fit else "; nothing to fit."))
@@ -1066,7 +1069,7 @@ class GradientPanel(Panel):
             res = fit_metallicity_gradient(sel, progressbar=False, cores=1, bounds=FAST_BOUNDS, **self.sampler)
         finally:
             self.fit_button.disabled = False
-        self.result, self.result_state = res, cuts
+        self.result, self.result_state, self._cleared = res, cuts, False
         s = res.summary
         self.history.append(
             {

@@ -199,8 +199,9 @@ def test_gradient_panel_empty_selection_clears_the_fit(gradient_panel):
     band_glyphs = [r for r in fig.renderers if "lo" in r.data_source.data or "mean" in r.data_source.data]
     assert all(len(next(iter(r.data_source.data.values()))) == 0 for r in band_glyphs)
     assert panel.fit() is None and "nothing to fit" in panel.fit_info.value  # Fit on N = 0 says so too
-    panel.set(min_log_age=9.3)  # clusters again, no fit until Fit is pressed
+    panel.set(min_log_age=9.3)  # clusters again, no fit until Fit is pressed, and the text no longer says N = 0
     assert panel.state()["n"] > 3 and panel.result is None and "previous cuts" not in fig.title.text
+    assert "N = 0" not in panel.fit_info.value and "press Fit" in panel.fit_info.value
     panel.set(auto=True, min_log_age=9.35)  # refit on change ...
     assert panel.state()["fitted"]
     panel.set(min_log_age=10.2)  # ... and an empty selection still says that the fit was cleared
