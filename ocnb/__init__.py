@@ -17,6 +17,7 @@ from .config import clear_data_home, data_home, fast_mode, set_fast_mode, set_ke
 __version__ = "0.1.0"
 
 _SUBMODULES = {
+    "astrometry",
     "cache",
     "cmd_ann",
     "config",

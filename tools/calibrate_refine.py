@@ -1,6 +1,6 @@
 """Measure the refinement's systematic floors on mismatched SIMULATED clusters and ship them.
 
-Writes ``ocnb/data/calibration/refine_floors.json`` (see :mod:`ocnb.cmd_ann.refine_calibration`).
+Writes ``ocnb/cmd_ann/refine_floors.json`` (see :mod:`ocnb.cmd_ann.refine_calibration`).
 
 Usage (repository root)::
 

@@ -6,8 +6,14 @@ Sub-modules, one concern each (names are re-exported here and imported on first 
 ``simulate``   SIMULATED PARSEC clusters (Sect. 2.2, Table 1): :func:`simulate_clusters`
 ``features``   QuadTree features of three CMDs (Sect. 3.1): :class:`QuadTreeFeatures`
 ``ensemble``   the ANN ensemble as one batched Keras model (Sects. 3.2–3.4): :class:`ANNEnsemble`
-``inference``  trained bundles and real clusters: :func:`train_default`, :func:`estimate`,
+``inference``  trained bundles and real clusters: :func:`train_default`, :func:`estimate` (fast mode:
+               ANN + parallax likelihood; ``refine=True``: likelihood over every member),
                :func:`quality_class`, :func:`mu_dist`
+``refine``     the synthetic-CMD likelihood refinement (binaries, field, each star's errors; importance
+               sampling with ESS and flags): :func:`refine`, :class:`RefineSettings`
+``refine_calibration``  systematic floors of the refined intervals, measured on mismatched SIMULATED clusters
+``trust``      quality classes beyond μ_dist: out-of-distribution test, parallax–CMD checks (:func:`assess`)
+``peers``      reading the ASteCA benchmark's JSON (tables, verdicts, figures)
 ``gradient``   Table 2 data and fits (Sect. 5) with :mod:`ocnb.stats`: :func:`fit_metallicity_gradient`
 ``galactic``   Galactic positions and maps (Sect. 5.3)
 ``tsne``       openTSNE embedding of synthetic vs observed features (Sect. 2.3)

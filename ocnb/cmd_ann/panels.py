@@ -301,6 +301,14 @@ def _dist_pc(dist_mod: float) -> float:
     return 10.0 ** (dist_mod / 5.0 + 1.0)
 
 
+def _peer_ocnb_key(peer_results: Mapping) -> str:
+    """The ocnb result key of a benchmark file: ``ocnb_refined`` (else ``ocnb_fast``) in schema 2, ``ocnb`` before."""
+    from .peers import methods
+
+    present = methods(peer_results)
+    return next((k for k in ("ocnb_refined", "ocnb_fast", "ocnb") if k in present), "ocnb")
+
+
 def _peer_record(peer_results: Mapping, name: str):
     """The benchmark's record of cluster ``name`` (by label, catalogue name or resolved name), or None."""
     from ..datasets import resolve_cluster_name
@@ -356,7 +364,7 @@ def fast_model_note(model, estimate=None, peer_results: Mapping | None = None) -
     src = ""
     if peer_results is not None:
         src = (f" (benchmark run of {str(peer_results.get('created', '?'))[:10]}, "
-               f"`{Path(peer_results.get('_path', 'benchmarks/peers/asteca_vs_ocnb.json')).name}`)")
+               f"`{Path(peer_results.get('_path', 'asteca_vs_ocnb.json')).name}`)")
     if estimate is not None:
         p = estimate.point
         text += (f" {estimate.name}: log age {p['log_age']:.2f} ({_age_text(p['log_age'])}), (m − M)₀ "
@@ -368,22 +376,27 @@ def fast_model_note(model, estimate=None, peer_results: Mapping | None = None) -
             if la is not None and dm is not None:
                 text += (f" The literature mean is log age {la:.2f} ({_age_text(la)}) and (m − M)₀ {dm:.2f} mag "
                          f"({_dist_pc(dm):.0f} pc).")
-            o = rec.get("ocnb") or {}
+            key = _peer_ocnb_key(peer_results)
+            o = rec.get(key) or {}
             if o.get("status") == "ok" and "p50" in o:
                 q = o["p50"]
-                text += (f" The {o.get('model', 'laptop')} model gave log age {q['log_age']:.2f} "
+                how = " (refined mode)" if key == "ocnb_refined" else ""
+                text += (f" The {o.get('model', 'laptop')} model{how} gave log age {q['log_age']:.2f} "
                          f"({_age_text(q['log_age'])}) and (m − M)₀ {q['dist_mod']:.2f} mag "
                          f"({_dist_pc(q['dist_mod']):.0f} pc), rated {o.get('quality', '?')}{src}.")
             return text
     if peer_results is not None:
         from .peers import summarize
 
-        per = summarize(peer_results)["per_param"]
-        parts = [f"{LABEL_TEXT[k]} {per[k]['median_absdiff_ocnb']:.2f} {LABEL_UNITS[k]}"
-                 for k in LABEL_UNITS if k in per and np.isfinite(per[k].get("median_absdiff_ocnb", np.nan))]
+        key = _peer_ocnb_key(peer_results)
+        per = summarize(peer_results, methods=None if key == "ocnb" else (key,))["per_param"]
+        col = f"median_absdiff_{key}"
+        parts = [f"{LABEL_TEXT[k]} {per[k][col]:.2f} {LABEL_UNITS[k]}"
+                 for k in LABEL_UNITS if k in per and np.isfinite(per[k].get(col, np.nan))]
         if parts:
-            text += (f" The laptop model's median |Δ| from the literature mean over the {len(peer_results['clusters'])}"
-                     f" benchmark clusters: {', '.join(parts)}{src}.")
+            how = " (refined mode)" if key == "ocnb_refined" else ""
+            text += (f" The laptop model's{how} median |Δ| from the literature mean over the "
+                     f"{len(peer_results['clusters'])} benchmark clusters: {', '.join(parts)}{src}.")
             return text
     return text + " Run the notebook without `OCNB_FAST=1` (the laptop model) for numbers that mean something."
 

@@ -15,7 +15,7 @@ what the likelihood assumes —
 
 the refinement runs on each, and the floor is the smallest σ_sys for which
 p50 ± √(σ_post² + σ_sys²) contains the truth in 68.3 % of these clusters. :func:`calibrate_refinement` does it;
-``tools/calibrate_refine.py`` writes the shipped table ``ocnb/data/calibration/refine_floors.json``
+``tools/calibrate_refine.py`` writes the shipped table ``ocnb/cmd_ann/refine_floors.json``
 (with the settings, seed and the coverage before and after), which :func:`systematic_floors` reads.
 
 This cannot capture what no simulator knows (PARSEC's own errors, rotation, a member list's
@@ -54,7 +54,7 @@ MISMATCH = {
 
 def floors_path() -> Path:
     """The shipped floors table."""
-    return Path(__file__).resolve().parents[1] / "data" / "calibration" / "refine_floors.json"
+    return Path(__file__).resolve().with_name("refine_floors.json")
 
 
 def settings_digest(settings: RefineSettings) -> str:

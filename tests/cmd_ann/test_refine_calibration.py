@@ -1,7 +1,7 @@
 """ocnb.cmd_ann.refine_calibration: systematic floors of the refined intervals (issue 14, item 2).
 
 The floors are measured on mismatched SIMULATED clusters by ``tools/calibrate_refine.py`` and shipped in
-``ocnb/data/calibration/refine_floors.json``; these tests check how the table is read (with a private copy written
+``ocnb/cmd_ann/refine_floors.json``; these tests check how the table is read (with a private copy written
 to a temporary folder), that the shipped one matches the current settings, the coverage bisection and the
 mismatched clusters themselves.
 """
