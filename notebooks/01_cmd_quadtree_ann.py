@@ -71,6 +71,14 @@
 # * **Estimates.** The 50th percentile of the ensemble is the point estimate; the 16–84 % interval is widened by a
 #   factor per label fitted on held-out simulated clusters (Sect. 3). A value within 0.05 of a Table-1 bound is
 #   flagged: the networks cannot answer outside what they saw.
+# * **Parallax and refinement (not in the paper; issue 14).** The fast mode conditions the ensemble's dMod on the
+#   members' weighted, 3σ-clipped mean DR3 parallax (zero point per star from `gaiadr3-zeropoint`, else the global
+#   −0.017 mas); its error adds to the statistical one the zero point's 0.015 mas and the 0.010 mas angular
+#   floor common to all members of a cluster (Lindegren et al. 2021; Maíz Apellániz et al. 2021). The refinement's
+#   synthetic CMD uses 30 % unresolved binaries (q = 0.3, 0.5, 0.7, 0.9), a 5 % uniform field component, model
+#   floors of 0.03 mag (G) and 0.02 mag (colours) on each star's errors, stars brighter than M_G = 8 (PARSEC's
+#   cool dwarfs are too blue), and tempers the CMD term to n_eff = 10 independent stars, calibrated on mismatched
+#   SIMULATED clusters.
 # * **t-SNE.** CMD1 features only (no parallax), perplexity 30 (10, 50 and 100 in the explorer), PCA start.
 # * **Metallicity gradient.** R_GC from astropy's Galactocentric frame with R0 = 8.122 kpc and the Sun 20.8 pc above
 #   the plane, which reproduces the catalogue's `Rgc`; errors are half the 16–84 % widths on both axes; Table 2's
