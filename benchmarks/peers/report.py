@@ -24,15 +24,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# the private helpers too: the cells, the status test and the number formats are those of the package's
+# own tables and figure, so RESULTS.md and the notebook cannot drift apart
 from ocnb.cmd_ann.peers import (
     ACCEPTANCE_PARAMS,
+    LABELS_SHORT,
     LABELS_TEX,
     METHOD_NAMES,
     METHODS,
+    METHODS_V2,
     PARAMS,
     RUN_COMMAND,
     SPEED_TARGET,
+    SPEED_TARGETS,
     UNITS,
+    _f,
+    _family,
+    _n_clusters,
+    _ok,
+    _param_rows,
+    _ratio,
+    _val,
     load_peer_results,
     outside_prior,
     peer_table,
@@ -96,10 +108,6 @@ def load_default_results() -> dict:
 # ---------------------------------------------------------------------------
 # markdown helpers
 # ---------------------------------------------------------------------------
-def _f(x, nd=2):
-    return "—" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
-
-
 def _interval(p16, p50, p84, nd=2):
     if not np.isfinite(p50):
         return "—"
@@ -112,8 +120,70 @@ def _secs(x):
     return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.1f} s"
 
 
-def _ratio(x):
-    return "—" if x is None or not np.isfinite(x) else f"{x:,.0f}×" if x >= 10 else f"{x:.1f}×"
+# The blocks below are the same in issue 9's (schema 1) and issue 14's (schema 2) section; one function
+# each keeps the two renderings from drifting apart.
+def _produced_by(results: dict) -> str:
+    """The run's provenance: command, date, machine, versions, total wall time, where the numbers are."""
+    ver, mach = results.get("versions", {}), results.get("machine", {})
+    return (
+        f"Produced by `{results.get('command', RUN_COMMAND)}` in one run on {results.get('created', '?')} — "
+        f"{mach.get('description', '?')}. Versions: ocnb {ver.get('ocnb', '?')} (Python {ver.get('python', '?')}), "
+        f"ASteCA {ver.get('asteca', '—')} / pyABC {ver.get('pyabc', '—')} (Python {ver.get('peer_python', '—')}). "
+        f"Total wall time of the run {_f(results.get('wall_s', np.nan) / 60.0, 1)} min. "
+        f"Raw numbers: `benchmarks/peers/asteca_vs_ocnb.json`."
+    )
+
+
+def _caveat_lines(results: dict) -> list[str]:
+    """Warnings that the numbers are not the comparison: ASteCA did not run, or a quick development run."""
+    peer, lines = results.get("peer", {}), []
+    if peer.get("status") != "ok":
+        lines += [f"**ASteCA was not run:** {peer.get('message', 'no reason recorded')}", ""]
+    if results.get("settings", {}).get("quick"):
+        lines += [
+            "**Quick development run** (tiny ABC settings): the numbers below only show that the "
+            "pipeline works; they are not the comparison.",
+            "",
+        ]
+    return lines
+
+
+def _left_out(results: dict) -> str:
+    """The clusters with a literature value outside ASteCA's issue-9 priors, with those parameters ("" if none)."""
+    outside = {rec.get("label", rec["cluster"]): outside_prior(results, rec) for rec in results["clusters"]}
+    return ", ".join(f"{c} ({', '.join(LABELS_TEX[k] for k in v)})" for c, v in outside.items() if v)
+
+
+def _per_cluster_head(marks: str) -> list[str]:
+    """Heading and legend of a per-cluster table; ``marks`` explains the table's own symbols."""
+    catalogs = ", ".join(f"{v} = {k}" for k, v in CATALOG_SHORT.items())
+    legend = f"p50 [16th, 84th percentile]; literature = mean of the catalogues listed ({catalogs}); {marks}"
+    return ["### Per cluster", "", legend, ""]
+
+
+def _lit_cell(r) -> tuple[int, str]:
+    """Decimals for parameter ``r.parameter`` and the literature cell of table row ``r``: the mean, each
+    catalogue's value, ‡ when the mean lies outside ASteCA's issue-9 prior."""
+    nd = 3 if r.parameter == "a_v" else 2
+    lit = ", ".join(f"{CATALOG_SHORT.get(c, c)} {v:.{nd}f}" for c, v in r.lit_values.items()
+                    if v is not None and np.isfinite(v))
+    cell = f"{_f(r.lit_mean, nd)} ({lit})" if lit else "—"
+    return nd, cell + (" ‡" if r.lit_outside_prior else "")
+
+
+def _closing_lines(results: dict, ms: tuple[str, ...], notes: list[str]) -> list[str]:
+    """The end of a section: the estimates of ``ms`` that failed (not those skipped), the notes, :data:`MD_END`."""
+    failed = [
+        (rec.get("label", rec["cluster"]), m, (rec.get(m) or {}).get("message", ""))
+        for rec in results["clusters"]
+        for m in ms
+        if isinstance(rec.get(m), dict) and rec[m].get("status") not in ("ok", "skipped")
+    ]
+    lines = []
+    if failed:
+        lines += ["", "Not estimated:"] + [f"- {c}, {METHOD_NAMES[m]}: {msg}" for c, m, msg in failed]
+    lines += ["", "### Notes", ""] + [f"- {n}" for n in notes + list(results.get("notes", []))]
+    return lines + ["", MD_END]
 
 
 #: Why the two methods can differ on each parameter (kept with the renderer so the notes travel with
@@ -209,17 +279,8 @@ def results_markdown(results: dict) -> str:
 def _results_markdown_v1(results: dict) -> str:
     """Issue 9's section: ocnb vs ASteCA (one ocnb mode, one ASteCA prior setting)."""
     s = summarize(results)
-    st, ver, mach = results.get("settings", {}), results.get("versions", {}), results.get("machine", {})
-    peer = results.get("peer", {})
-    lines = [MD_START, "", "## Peer comparison: ocnb vs ASteCA on real clusters", ""]
-    lines.append(
-        f"Produced by `{results.get('command', RUN_COMMAND)}` in one run on {results.get('created', '?')} — "
-        f"{mach.get('description', '?')}. Versions: ocnb {ver.get('ocnb', '?')} (Python {ver.get('python', '?')}), "
-        f"ASteCA {ver.get('asteca', '—')} / pyABC {ver.get('pyabc', '—')} (Python {ver.get('peer_python', '—')}). "
-        f"Total wall time of the run {_f(results.get('wall_s', np.nan) / 60.0, 1)} min. "
-        f"Raw numbers: `benchmarks/peers/asteca_vs_ocnb.json`."
-    )
-    lines.append("")
+    st = results.get("settings", {})
+    lines = [MD_START, "", "## Peer comparison: ocnb vs ASteCA on real clusters", "", _produced_by(results), ""]
     lines.append(
         f"Settings: ocnb `{st.get('ocnb_preset', '?')}` preset (multi-band model for the six ISO clusters, "
         f"Gaia-only model for the others); ASteCA {st.get('asteca_settings_label', '')}: pyABC population "
@@ -229,54 +290,32 @@ def _results_markdown_v1(results: dict) -> str:
         + f", extinction law {st.get('ext_law', '?')}, fixed {st.get('fixed', {})}."
     )
     lines.append("")
-    if peer.get("status") != "ok":
-        lines += [f"**ASteCA was not run:** {peer.get('message', 'no reason recorded')}", ""]
-    if st.get("quick"):
-        lines += [
-            "**Quick development run** (tiny ABC settings): the numbers below only show that the "
-            "pipeline works; they are not the comparison.",
-            "",
-        ]
+    lines += _caveat_lines(results)
 
     # summary: all clusters (the issue's criterion), then those ASteCA's priors can reach
     s_in = summarize(results, in_prior_only=True)
-    outside = {rec.get("label", rec["cluster"]): outside_prior(results, rec) for rec in results["clusters"]}
-    outside = {c: v for c, v in outside.items() if v}
+    left_out = _left_out(results)
     lines += ["### Summary", ""]
     lines += _summary_lines(s, f"All {s['n_clusters']} clusters (the issue-9 comparison)", criteria=True)
-    if outside:
+    if left_out:
         lines += _summary_lines(
             s_in,
             f"Only the {s_in['n_clusters']} clusters whose literature values all lie inside ASteCA's priors "
-            f"(left out: "
-            + ", ".join(f"{c} ({', '.join(LABELS_TEX[k] for k in v)})" for c, v in outside.items())
-            + ")",
+            f"(left out: {left_out})",
             criteria=False,
         )
 
     # per cluster
     tab = peer_table(results)
-    lines += [
-        "### Per cluster",
-        "",
-        "p50 [16th, 84th percentile]; literature = mean of the catalogues listed "
-        "(" + ", ".join(f"{v} = {k}" for k, v in CATALOG_SHORT.items()) + "); "
+    lines += _per_cluster_head(
         "† = ocnb flags the estimate as low quality; ‡ = the literature value lies outside ASteCA's prior; "
-        "ASteCA seed sd = spread of the per-seed medians.",
-        "",
+        "ASteCA seed sd = spread of the per-seed medians."
+    ) + [
         "| cluster | parameter | ocnb | ASteCA (seed sd) | literature | abs. diff. ocnb | abs. diff. ASteCA |",
         "|---|---|---|---|---|---|---|",
     ]
     for _, r in tab.iterrows():
-        nd = 3 if r.parameter in ("a_v",) else 2
-        lit = ", ".join(
-            f"{CATALOG_SHORT.get(c, c)} {v:.{nd}f}"
-            for c, v in r.lit_values.items()
-            if v is not None and np.isfinite(v)
-        )
-        lit_cell = f"{_f(r.lit_mean, nd)} ({lit})" if lit else "—"
-        if r.lit_outside_prior:
-            lit_cell += " ‡"
+        nd, lit_cell = _lit_cell(r)
         oc = _interval(r.ocnb_p16, r.ocnb_p50, r.ocnb_p84, nd) + (
             " †" if r.ocnb_low_quality and r.ocnb_ok else ""
         )
@@ -303,62 +342,34 @@ def _results_markdown_v1(results: dict) -> str:
             f"{_secs(r.ocnb_fit_s)} | {_secs(r.asteca_fit_s)} | {_ratio(r.ratio_fit)} | "
             f"{_secs(r.ocnb_process_s)} | {_secs(r.asteca_process_s)} | {_ratio(r.ratio_process)} |"
         )
-    failed = [
-        (rec.get("label", rec["cluster"]), m, (rec.get(m) or {}).get("message", ""))
-        for rec in results["clusters"]
-        for m in METHODS
-        if isinstance(rec.get(m), dict) and rec[m].get("status") not in ("ok", "skipped")
-    ]
-    if failed:
-        lines += ["", "Not estimated:"] + [f"- {c}, {METHOD_NAMES[m]}: {msg}" for c, m, msg in failed]
-    lines += ["", "### Notes", ""] + [f"- {n}" for n in NOTES + list(results.get("notes", []))]
-    lines += ["", MD_END]
+    lines += _closing_lines(results, METHODS, NOTES)
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------
 # schema 2 (issue 14): ocnb fast + refined, ASteCA with issue 9's and wide priors, acceptance verdicts
 # ---------------------------------------------------------------------------
-#: The four estimates of one schema-2 run, in table order (keys of each per-cluster record).
-METHODS_V2 = ("ocnb_fast", "ocnb_refined", "asteca_issue9", "asteca_wide")
-OCNB_METHODS = ("ocnb_fast", "ocnb_refined")
-ASTECA_METHODS = ("asteca_issue9", "asteca_wide")
-METHOD_LABELS = {
-    "ocnb_fast": "ocnb fast",
-    "ocnb_refined": "ocnb refined",
-    "asteca_issue9": "ASteCA, issue-9 priors",
-    "asteca_wide": "ASteCA, wide priors",
-}
+# METHODS_V2, the four estimates of one schema-2 run in table order (keys of each per-cluster record), is
+# the package's (imported above, re-exported here); so are the names and speed targets below, one list to edit.
+#: The ocnb modes and the ASteCA settings of :data:`METHODS_V2`, in table order.
+OCNB_METHODS = tuple(m for m in METHODS_V2 if _family(m) == "ocnb")
+ASTECA_METHODS = tuple(m for m in METHODS_V2 if _family(m) == "asteca")
+#: Display names of :data:`METHODS_V2` ("ocnb fast", ..., "ASteCA, wide priors").
+METHOD_LABELS = {m: METHOD_NAMES[m] for m in METHODS_V2}
 #: Issue 14: the refined fit ≥ 10× faster than ASteCA's per cluster (median), the fast mode ≥ 100×.
-SPEED_TARGETS_V2 = {"ocnb_refined": 10.0, "ocnb_fast": 100.0}
+SPEED_TARGETS_V2 = {o: SPEED_TARGETS[o] for o in ("ocnb_refined", "ocnb_fast")}
 #: Issue 14: two laptop trainings with different seeds give refined median |Δ| within this (dex or mag).
 STABILITY_TOLERANCE = 0.03
 #: Short parameter names for the verdict lines.
-SHORT = {"log_age": "log age", "feh": "[Fe/H]", "a_v": "A_V", "dist_mod": "dMod"}
+SHORT = LABELS_SHORT
 #: Keys of ``flags["parallax"]`` that may hold the z-score of the ANN's dMod against the parallax.
 _PARALLAX_Z_KEYS = ("z", "z_score", "zscore", "z_dist_mod", "dist_mod_z")
-
-
-def _num(d, *keys) -> float:
-    """Float at ``d[k0][k1]...``; NaN where missing, None or not a number."""
-    for k in keys:
-        if not isinstance(d, dict) or d.get(k) is None:
-            return np.nan
-        d = d[k]
-    try:
-        return float(d)
-    except (TypeError, ValueError):
-        return np.nan
-
-
-def _is_ok(rec: dict, m: str) -> bool:
-    return isinstance(rec.get(m), dict) and rec[m].get("status") == "ok"
 
 
 def active_methods(results: dict, methods=METHODS_V2) -> list[str]:
     """The methods of ``methods`` with at least one estimate in this run (a method that was not run or
     skipped everywhere is left out of the comparison instead of emptying it)."""
-    return [m for m in methods if any(_is_ok(rec, m) for rec in results.get("clusters", []))]
+    return [m for m in methods if any(_ok(rec, m) for rec in results.get("clusters", []))]
 
 
 def method_table(results: dict, methods=METHODS_V2) -> pd.DataFrame:
@@ -369,30 +380,8 @@ def method_table(results: dict, methods=METHODS_V2) -> pd.DataFrame:
     method ``m``: ``m_p16, m_p50, m_p84, m_ok, m_absdiff`` (|p50 − literature mean|) and ``m_covers``
     (16–84 contains the literature mean; None without a value).
     """
-    rows = []
-    for rec in results.get("clusters", []):
-        outside = outside_prior(results, rec)
-        for k in PARAMS:
-            lit = (rec.get("literature") or {}).get(k) or {}
-            row = {
-                "cluster": rec["cluster"],
-                "label": rec.get("label", rec["cluster"]),
-                "parameter": k,
-                "lit_mean": _num(lit, "mean"),
-                "lit_values": dict(lit.get("catalogs") or {}),
-                "lit_outside_prior": k in outside,
-                "cluster_in_prior": not outside,
-            }
-            for m in methods:
-                ok = _is_ok(rec, m)
-                res = rec.get(m) or {}
-                p16, p50, p84 = (_num(res, q, k) if ok else np.nan for q in ("p16", "p50", "p84"))
-                d = abs(p50 - row["lit_mean"])
-                row.update({f"{m}_p16": p16, f"{m}_p50": p50, f"{m}_p84": p84, f"{m}_ok": ok, f"{m}_absdiff": d})
-                row[f"{m}_covers"] = (
-                    bool(p16 <= row["lit_mean"] <= p84) if np.isfinite(d) and np.isfinite(p16 + p84) else None
-                )
-            rows.append(row)
+    # the package's rows (its peer_table's cells); the columns below keep this table's own set
+    rows = [row for _, _, row in _param_rows(results, methods)]
     cols = ["cluster", "label", "parameter", "lit_mean", "lit_values", "lit_outside_prior", "cluster_in_prior"]
     cols += [f"{m}_{c}" for m in methods for c in ("p16", "p50", "p84", "ok", "absdiff", "covers")]
     return pd.DataFrame(rows, columns=cols)
@@ -445,9 +434,9 @@ def timing_rows(results: dict) -> pd.DataFrame:
         row = {"cluster": rec["cluster"], "label": rec.get("label", rec["cluster"]),
                "n_stars": rec.get("n_stars_cmd"), "ocnb_model": rec.get("ocnb_bands")}
         for m in METHODS_V2:
-            ok = _is_ok(rec, m)
-            row[f"{m}_fit_s"] = _num(rec.get(m), "fit_s") if ok else np.nan
-            row[f"{m}_process_s"] = _num(rec.get(m), "process_s") if ok else np.nan
+            ok = _ok(rec, m)
+            row[f"{m}_fit_s"] = _val(rec.get(m), "fit_s") if ok else np.nan
+            row[f"{m}_process_s"] = _val(rec.get(m), "process_s") if ok else np.nan
         ast = {m: row[f"{m}_fit_s"] for m in ASTECA_METHODS if np.isfinite(row[f"{m}_fit_s"])}
         ref = min(ast, key=ast.get) if ast else None
         row["asteca_ref"] = ref
@@ -511,11 +500,11 @@ def stability_summary(results: dict, method: str = "ocnb_refined") -> dict:
         d = {s: [] for s in seeds}
         n = 0
         for rec in results.get("clusters", []):
-            lit = _num((rec.get("literature") or {}).get(k) or {}, "mean")
+            lit = _val((rec.get("literature") or {}).get(k) or {}, "mean")
             recs = {s: _seed_record(rec, s, seeds[0], method) for s in seeds}
             if not np.isfinite(lit) or not all(r.get("status") == "ok" for r in recs.values()):
                 continue
-            vals = {s: abs(_num(r, "p50", k) - lit) for s, r in recs.items()}
+            vals = {s: abs(_val(r, "p50", k) - lit) for s, r in recs.items()}
             if not all(np.isfinite(v) for v in vals.values()):
                 continue
             n += 1
@@ -607,10 +596,6 @@ def compare(results: dict) -> dict:
     }
     s["verdicts"] = verdicts(results, s)
     return s
-
-
-def _n_clusters(n: int) -> str:
-    return f"{n} cluster" + ("" if n == 1 else "s")
 
 
 def _met(v) -> str:
@@ -728,10 +713,10 @@ def _refine_cell(rec: dict) -> str:
     rf = rec.get("refine") if isinstance(rec, dict) else None
     if not isinstance(rf, dict):
         return "—"
-    n = _num(rf, "n_samples")
-    parts = [f"ESS {_f(_num(rf, 'ess'), 0)}" + (f"/{int(n)}" if np.isfinite(n) else "")]
-    if np.isfinite(_num(rf, "ppc_p")):
-        parts.append(f"PPC p {_num(rf, 'ppc_p'):.2f}")
+    n = _val(rf, "n_samples")
+    parts = [f"ESS {_f(_val(rf, 'ess'), 0)}" + (f"/{int(n)}" if np.isfinite(n) else "")]
+    if np.isfinite(_val(rf, "ppc_p")):
+        parts.append(f"PPC p {_val(rf, 'ppc_p'):.2f}")
     edge = rf.get("edge") or []
     if edge:
         parts.append("at prior edge: " + ", ".join(map(str, edge)))
@@ -747,7 +732,7 @@ def _flag_cell(rec: dict) -> str:
     parts = []
     plx = rec.get("parallax")
     if isinstance(plx, dict):
-        z = next((_num(plx, k) for k in _PARALLAX_Z_KEYS if np.isfinite(_num(plx, k))), np.nan)
+        z = next((_val(plx, k) for k in _PARALLAX_Z_KEYS if np.isfinite(_val(plx, k))), np.nan)
         if np.isfinite(z):
             parts.append(f"plx z {z:+.1f}")
     ood = rec.get("ood")
@@ -783,18 +768,9 @@ def _summary_lines_v2(a: dict, title: str) -> list[str]:
 
 def _results_markdown_v2(results: dict) -> str:
     s = compare(results)
-    st, ver, mach = results.get("settings", {}), results.get("versions", {}), results.get("machine", {})
-    peer = results.get("peer", {})
+    st = results.get("settings", {})
     title = "## Peer comparison: ocnb (fast and refined) vs ASteCA (two prior settings) on real clusters"
-    lines = [MD_START, "", title, ""]
-    lines.append(
-        f"Produced by `{results.get('command', RUN_COMMAND)}` in one run on {results.get('created', '?')} — "
-        f"{mach.get('description', '?')}. Versions: ocnb {ver.get('ocnb', '?')} (Python {ver.get('python', '?')}), "
-        f"ASteCA {ver.get('asteca', '—')} / pyABC {ver.get('pyabc', '—')} (Python {ver.get('peer_python', '—')}). "
-        f"Total wall time of the run {_f(results.get('wall_s', np.nan) / 60.0, 1)} min. "
-        f"Raw numbers: `benchmarks/peers/asteca_vs_ocnb.json`."
-    )
-    lines.append("")
+    lines = [MD_START, "", title, "", _produced_by(results), ""]
     aset = st.get("asteca_settings") or {}
     lines.append(
         f"Settings: ocnb `{st.get('ocnb_preset', '?')}` preset (multi-band model for the six ISO clusters, "
@@ -810,23 +786,17 @@ def _results_markdown_v2(results: dict) -> str:
         + "."
     )
     lines.append("")
-    if peer.get("status") != "ok":
-        lines += [f"**ASteCA was not run:** {peer.get('message', 'no reason recorded')}", ""]
-    if st.get("quick"):
-        lines += ["**Quick development run** (tiny ABC settings): the numbers below only show that the "
-                  "pipeline works; they are not the comparison.", ""]
+    lines += _caveat_lines(results)
 
     lines += ["### Issue-14 acceptance", ""] + [f"- {ln}" for ln in verdict_lines(s)] + [""]
 
-    outside = {rec.get("label", rec["cluster"]): outside_prior(results, rec) for rec in results["clusters"]}
-    outside = {c: v for c, v in outside.items() if v}
+    left_out = _left_out(results)
     lines += ["### Summary", ""]
     lines += _summary_lines_v2(s["all"], f"All {s['all']['n_clusters']} clusters")
     lines += _summary_lines_v2(
         s["in_prior"],
         f"The {s['in_prior']['n_clusters']} clusters whose literature values all lie inside ASteCA's issue-9 priors"
-        + (" (left out: " + ", ".join(f"{c} ({', '.join(LABELS_TEX[k] for k in v)})" for c, v in outside.items())
-           + ")" if outside else ""),
+        + (f" (left out: {left_out})" if left_out else ""),
     )
     sp = s["speed"]
     lines += ["| method | median fit per cluster | median ratio ASteCA / this (faster setting) | minimum ratio | "
@@ -861,29 +831,20 @@ def _results_markdown_v2(results: dict) -> str:
         lines.append("")
 
     tab = method_table(results)
-    lines += [
-        "### Per cluster",
-        "",
-        "p50 [16th, 84th percentile]; literature = mean of the catalogues listed "
-        "(" + ", ".join(f"{v} = {k}" for k, v in CATALOG_SHORT.items()) + "); "
-        "‡ = the literature value lies outside ASteCA's issue-9 prior; sd = spread of ASteCA's per-seed medians.",
-        "",
+    lines += _per_cluster_head(
+        "‡ = the literature value lies outside ASteCA's issue-9 prior; sd = spread of ASteCA's per-seed medians."
+    ) + [
         "| cluster | parameter | ocnb fast | ocnb refined | ASteCA issue-9 priors | ASteCA wide priors | literature | "
         "abs. diff. fast | abs. diff. refined | abs. diff. ASteCA issue-9 | abs. diff. ASteCA wide |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     recs = {rec["cluster"]: rec for rec in results["clusters"]}
     for _, r in tab.iterrows():
-        nd = 3 if r.parameter == "a_v" else 2
-        lit = ", ".join(f"{CATALOG_SHORT.get(c, c)} {v:.{nd}f}" for c, v in r.lit_values.items()
-                        if v is not None and np.isfinite(v))
-        lit_cell = f"{_f(r.lit_mean, nd)} ({lit})" if lit else "—"
-        if r.lit_outside_prior:
-            lit_cell += " ‡"
+        nd, lit_cell = _lit_cell(r)
         cells = []
         for m in METHODS_V2:
             c = _cell_v2(r, m, nd)
-            sd = _num(recs[r.cluster].get(m) or {}, "seed_sd", r.parameter)
+            sd = _val(recs[r.cluster].get(m) or {}, "seed_sd", r.parameter)
             if m in ASTECA_METHODS and np.isfinite(sd):
                 c += f" (sd {sd:.{nd}f})"
             cells.append(c)
@@ -917,16 +878,7 @@ def _results_markdown_v2(results: dict) -> str:
             f"{_secs(r.asteca_wide_fit_s)} | {_ratio(r.ratio_ocnb_fast)} | {_ratio(r.ratio_ocnb_refined)} | "
             f"{_secs(r.ocnb_fast_process_s)} | {_secs(r.ocnb_refined_process_s)} |"
         )
-    failed = [
-        (rec.get("label", rec["cluster"]), m, (rec.get(m) or {}).get("message", ""))
-        for rec in results["clusters"]
-        for m in METHODS_V2
-        if isinstance(rec.get(m), dict) and rec[m].get("status") not in ("ok", "skipped")
-    ]
-    if failed:
-        lines += ["", "Not estimated:"] + [f"- {c}, {METHOD_LABELS[m]}: {msg}" for c, m, msg in failed]
-    lines += ["", "### Notes", ""] + [f"- {n}" for n in NOTES_V2 + list(results.get("notes", []))]
-    lines += ["", MD_END]
+    lines += _closing_lines(results, METHODS_V2, NOTES_V2)
     return "\n".join(lines)
 
 

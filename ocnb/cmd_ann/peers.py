@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +265,45 @@ def outside_prior(results: dict, rec: dict) -> list[str]:
     return out
 
 
+def _param_rows(results: dict, ms: list[str] | tuple[str, ...]) -> Iterator[tuple[dict, str, dict]]:
+    """The cells every (cluster, parameter) table shares, one row dict per cluster and parameter.
+
+    Yields ``(rec, k, row)``: the cluster's record, the parameter and its row with ``cluster, label,
+    parameter, lit_mean, lit_kind, lit_values, lit_outside_prior, cluster_in_prior`` and, per method
+    ``m`` of ``ms``, ``m_p16, m_p50, m_p84, m_ok, m_absdiff, m_covers``; the callers add their own
+    columns (and keep only theirs, through the DataFrame's ``columns``).
+    """
+    for rec in results.get("clusters", []):
+        outside = outside_prior(results, rec)
+        for k in PARAMS:
+            lit = (rec.get("literature") or {}).get(k) or {}
+            row = {
+                "cluster": rec["cluster"],
+                "label": rec.get("label", rec["cluster"]),
+                "parameter": k,
+                "lit_mean": _val(lit, "mean"),
+                "lit_kind": lit.get("kind", ""),
+                "lit_values": dict(lit.get("catalogs") or {}),
+                "lit_outside_prior": k in outside,
+                "cluster_in_prior": not outside,
+            }
+            for m in ms:
+                row.update(_estimate_cells(rec, m, k, row["lit_mean"]))
+            yield rec, k, row
+
+
+def _estimate_cells(rec: dict, m: str, k: str, lit_mean: float) -> dict:
+    """Method ``m``'s cells of parameter ``k`` in a cluster's row: ``m_p16, m_p50, m_p84, m_ok, m_absdiff,
+    m_covers`` (|p50 − literature mean|; 16–84 contains the literature mean, None without a value)."""
+    # a method whose status is not "ok" (failed, skipped, not run) gives no numbers for this cluster,
+    # whatever numbers its record may hold
+    ok = _ok(rec, m)
+    p16, p50, p84 = (_val(rec[m], q, k) if ok else np.nan for q in ("p16", "p50", "p84"))
+    d = abs(p50 - lit_mean)
+    covers = bool(p16 <= lit_mean <= p84) if np.isfinite(d) and np.isfinite(p16) and np.isfinite(p84) else None
+    return {f"{m}_p16": p16, f"{m}_p50": p50, f"{m}_p84": p84, f"{m}_ok": ok, f"{m}_absdiff": d, f"{m}_covers": covers}
+
+
 def _peer_table_v1(results: dict) -> pd.DataFrame:
     """One row per (cluster, parameter).
 
@@ -275,35 +315,10 @@ def _peer_table_v1(results: dict) -> pd.DataFrame:
     outside ASteCA's prior) and ``cluster_in_prior`` (no parameter of the cluster is).
     """
     rows = []
-    for rec in results["clusters"]:
-        outside = outside_prior(results, rec)
-        for k in PARAMS:
-            lit = (rec.get("literature") or {}).get(k) or {}
-            row = {
-                "cluster": rec["cluster"],
-                "label": rec.get("label", rec["cluster"]),
-                "parameter": k,
-                "lit_mean": _val(lit, "mean"),
-                "lit_kind": lit.get("kind", ""),
-                "lit_values": dict(lit.get("catalogs") or {}),
-            }
-            for m in METHODS:
-                ok = _ok(rec, m)
-                res = rec.get(m) or {}
-                p16, p50, p84 = (_val(res, q, k) if ok else np.nan for q in ("p16", "p50", "p84"))
-                row.update({f"{m}_p16": p16, f"{m}_p50": p50, f"{m}_p84": p84, f"{m}_ok": ok})
-                d = abs(p50 - row["lit_mean"])
-                row[f"{m}_absdiff"] = d
-                row[f"{m}_covers"] = (
-                    bool(p16 <= row["lit_mean"] <= p84)
-                    if np.isfinite(d) and np.isfinite(p16) and np.isfinite(p84)
-                    else None
-                )
-            row["asteca_seed_sd"] = _val(rec.get("asteca") or {}, "seed_sd", k)
-            row["ocnb_low_quality"] = bool((rec.get("ocnb") or {}).get("low_quality", False))
-            row["lit_outside_prior"] = k in outside
-            row["cluster_in_prior"] = not outside
-            rows.append(row)
+    for rec, k, row in _param_rows(results, METHODS):
+        row["asteca_seed_sd"] = _val(rec.get("asteca") or {}, "seed_sd", k)
+        row["ocnb_low_quality"] = bool((rec.get("ocnb") or {}).get("low_quality", False))
+        rows.append(row)
     tab = pd.DataFrame(rows, columns=_TABLE_COLUMNS)
     num = ["lit_mean", "asteca_seed_sd"] + [
         f"{m}_{c}" for m in METHODS for c in ("p16", "p50", "p84", "absdiff")
@@ -399,7 +414,7 @@ def _summarize_v1(results: dict, in_prior_only: bool = False) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# formatting for the figure's titles
+# formatting for the figure's titles (the markdown report of a source checkout imports these too)
 # ---------------------------------------------------------------------------
 def _f(x, nd=2):
     return "—" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
@@ -509,37 +524,15 @@ def _peer_table_methods(results: dict, ms: list[str]) -> pd.DataFrame:
         cols += [f"{m}_low_quality", f"{m}_quality"] if _family(m) == "ocnb" else [f"{m}_seed_sd"]
     cols += ["lit_outside_prior", "cluster_in_prior"]
     rows = []
-    for rec in results["clusters"]:
-        outside = outside_prior(results, rec)
-        for k in PARAMS:
-            lit = (rec.get("literature") or {}).get(k) or {}
-            row = {
-                "cluster": rec["cluster"],
-                "label": rec.get("label", rec["cluster"]),
-                "parameter": k,
-                "lit_mean": _val(lit, "mean"),
-                "lit_kind": lit.get("kind", ""),
-                "lit_values": dict(lit.get("catalogs") or {}),
-            }
-            for m in ms:
-                # a method whose status is not "ok" (failed, skipped, not run) gives no numbers for
-                # this cluster, whatever numbers its record may hold
-                ok = _ok(rec, m)
-                res = rec.get(m) if isinstance(rec.get(m), dict) else {}
-                p16, p50, p84 = (_val(res, q, k) if ok else np.nan for q in ("p16", "p50", "p84"))
-                d = abs(p50 - row["lit_mean"])
-                row.update({f"{m}_p16": p16, f"{m}_p50": p50, f"{m}_p84": p84, f"{m}_ok": ok, f"{m}_absdiff": d})
-                row[f"{m}_covers"] = (
-                    bool(p16 <= row["lit_mean"] <= p84) if np.isfinite(d) and np.isfinite(p16 + p84) else None
-                )
-                if _family(m) == "ocnb":
-                    row[f"{m}_low_quality"] = bool(res.get("low_quality", False)) if ok else False
-                    row[f"{m}_quality"] = str(res.get("quality", "")) if ok else ""
-                else:
-                    row[f"{m}_seed_sd"] = _val(res, "seed_sd", k) if ok else np.nan
-            row["lit_outside_prior"] = k in outside
-            row["cluster_in_prior"] = not outside
-            rows.append(row)
+    for rec, k, row in _param_rows(results, ms):
+        for m in ms:
+            res = rec[m] if row[f"{m}_ok"] else {}  # as its estimate: no flags from a method that is not "ok"
+            if _family(m) == "ocnb":
+                row[f"{m}_low_quality"] = bool(res.get("low_quality", False))
+                row[f"{m}_quality"] = str(res.get("quality", ""))
+            else:
+                row[f"{m}_seed_sd"] = _val(res, "seed_sd", k)
+        rows.append(row)
     tab = pd.DataFrame(rows, columns=cols)
     num = ["lit_mean"] + [f"{m}_{c}" for m in ms for c in ("p16", "p50", "p84", "absdiff")]
     num += [f"{m}_seed_sd" for m in ms if _family(m) == "asteca"]
