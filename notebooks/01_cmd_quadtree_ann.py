@@ -328,7 +328,7 @@ m67_refined.plot();
 # it (in its own Python ≥ 3.12 environment, tutorial settings, three seeds) twice — with issue 9's priors (dMod
 # 7–14.5) and with priors wide enough for the nearby clusters (dMod 2–14.5) — beside ocnb's `laptop` estimator in
 # both modes, on the same member tables with the same PARSEC grid, and writes `benchmarks/peers/asteca_vs_ocnb.json`.
-# Everything below is read from that file, not typed in; re-run the script to refresh it (about an hour).
+# Everything below is read from that file, not typed in; re-run the script to refresh it (about two hours on 2 cores).
 
 # %%
 if peer_results is not None:   # loaded in Sect. 5

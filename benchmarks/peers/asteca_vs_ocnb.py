@@ -13,7 +13,7 @@ is still run and recorded.
 
 Usage (from the repository root, in the project venv)::
 
-    .venv/bin/python benchmarks/peers/asteca_vs_ocnb.py --ocnb-seeds 0 1   # the full comparison (~45-60 min)
+    .venv/bin/python benchmarks/peers/asteca_vs_ocnb.py --ocnb-seeds 0 1   # the full comparison (~110 min)
     .venv/bin/python benchmarks/peers/asteca_vs_ocnb.py --clusters M67 Pleiades --seeds 1
     .venv/bin/python benchmarks/peers/asteca_vs_ocnb.py --quick --clusters M67   # pipeline check
 
