@@ -361,8 +361,9 @@ def fast_model_note(model, estimate=None, peer_results: Mapping | None = None) -
             f"{meta.get('n_train', '?')} simulated clusters ({meta.get('fit_s', float('nan')):.0f} s), not from "
             f"the paper's 300 networks of 5 × 500 units; its quality classes are no more trustworthy than its "
             f"numbers.")
-    src = ""
+    src, key = "", "ocnb"
     if peer_results is not None:
+        key = _peer_ocnb_key(peer_results)  # schema 2: the refined mode's numbers when the run has them
         src = (f" (benchmark run of {str(peer_results.get('created', '?'))[:10]}, "
                f"`{Path(peer_results.get('_path', 'asteca_vs_ocnb.json')).name}`)")
     if estimate is not None:
@@ -376,7 +377,6 @@ def fast_model_note(model, estimate=None, peer_results: Mapping | None = None) -
             if la is not None and dm is not None:
                 text += (f" The literature mean is log age {la:.2f} ({_age_text(la)}) and (m − M)₀ {dm:.2f} mag "
                          f"({_dist_pc(dm):.0f} pc).")
-            key = _peer_ocnb_key(peer_results)
             o = rec.get(key) or {}
             if o.get("status") == "ok" and "p50" in o:
                 q = o["p50"]
@@ -388,7 +388,6 @@ def fast_model_note(model, estimate=None, peer_results: Mapping | None = None) -
     if peer_results is not None:
         from .peers import summarize
 
-        key = _peer_ocnb_key(peer_results)
         per = summarize(peer_results, methods=None if key == "ocnb" else (key,))["per_param"]
         col = f"median_absdiff_{key}"
         parts = [f"{LABEL_TEXT[k]} {per[k][col]:.2f} {LABEL_UNITS[k]}"

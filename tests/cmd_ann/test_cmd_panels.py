@@ -5,6 +5,7 @@ the assertions read the panels' state and the live bokeh figures (data, ranges, 
 """
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -414,3 +415,25 @@ def test_fast_model_note_quotes_the_run_and_the_benchmark():
     assert "laptop/multi model gave" in fast_model_note(fast, est_m67, results)
     assert "without `OCNB_FAST=1`" in fast_model_note(fast, est)  # no benchmark file: says how to get real numbers
     assert fast_model_note(SimpleNamespace(preset="laptop"), est, results) == ""
+
+
+def test_fast_model_note_reads_the_refined_mode_of_a_schema2_run():
+    """Issue 14's benchmark file (ocnb fast and refined): the note quotes the refined mode's M67 and its medians."""
+    from types import SimpleNamespace
+
+    from ocnb.cmd_ann import peers
+    from ocnb.cmd_ann.panels import fast_model_note
+
+    results = peers.load_peer_results(Path(__file__).parents[1] / "data" / "peers" / "asteca_vs_ocnb_schema2_m67.json")
+    refined = next(r for r in results["clusters"] if r["label"] == "M67")["ocnb_refined"]
+    ens = SimpleNamespace(n_members=3, hidden=(64,) * 5, epochs=4)
+    fast = SimpleNamespace(preset="fast", ensemble=ens, meta={"n_train": 400, "fit_s": 5.2})
+    est = SimpleNamespace(name="M67", quality_name="gold", point={"log_age": 8.03, "feh": 0.0, "a_v": 1.0,
+                                                                   "dist_mod": 7.92})
+    note = fast_model_note(fast, est, results)
+    assert f"model (refined mode) gave log age {refined['p50']['log_age']:.2f}" in note
+    assert f"rated {refined['quality']}" in note
+    # without a cluster to quote: the refined mode's median |Δ| over the run
+    per = peers.summarize(results, methods=("ocnb_refined",))["per_param"]
+    summary = fast_model_note(fast, None, results)
+    assert "(refined mode) median |Δ|" in summary and f"{per['dist_mod']['median_absdiff_ocnb_refined']:.2f}" in summary
