@@ -165,9 +165,33 @@ def test_local_fallbacks_agree_with_the_package(mvp, monkeypatch):
         assert loc[k] == pytest.approx(pkg[k], rel=1e-9, abs=1e-12), k
 
 
+def test_ocnb_seeds_record_averages_seeds_and_scores_the_votes_separately(mvp):
+    g = np.full(6, 15.0)
+    truth = mvp.Truth(np.array([1, 1, 1, 0, 0, 0], bool), g, np.array([0, 1, 2]), np.array([0.9, 0.8, 0.7]))
+
+    def run(seed, p, votes):
+        return {"status": "ok", "probability": np.array(p, float), "probability_votes": np.array(votes, float),
+                "model_seed": seed, "time_s": 0.1 * (seed + 1), "load_s": 0.05, "model": f"m{seed}",
+                "calibrated": True, "n_candidates": 6}
+
+    runs = [run(0, [0.9, 0.9, 0.9, 0.1, 0.1, 0.1], [0.4, 0.9, 0.9, 0.0, 0.0, 0.0]),
+            run(1, [0.9, 0.9, 0.2, 0.6, 0.1, 0.1], [0.9, 0.9, 0.1, 0.6, 0.0, 0.0]),
+            {"status": "not available", "message": "no model", "model_seed": 2}]
+    rec = mvp.ocnb_seeds_record("ocnb-trained", runs, truth)
+    assert rec["seeds"] == [0, 1] and [s["f1"] for s in rec["per_seed"]] == [1.0, pytest.approx(2 / 3)]
+    assert rec["f1"] == pytest.approx((1 + 2 / 3) / 2) and rec["f1_range"] == [pytest.approx(2 / 3), 1.0]
+    assert rec["time_s"] == pytest.approx(0.15) and rec["calibrated"] is True and "seed 2: no model" in rec["message"]
+    assert "probability" not in rec and "probability_votes" not in rec
+    votes = mvp.ocnb_seeds_record("ocnb-trained-votes", runs, truth, votes=True)
+    assert [s["f1"] for s in votes["per_seed"]] == [pytest.approx(0.8), pytest.approx(2 / 3)]
+    assert votes["calibrated"] is False and votes["name"].endswith("(vG23's vote fraction)")
+    none = mvp.ocnb_seeds_record("ocnb-trained", runs[2:], truth)
+    assert none["status"] == "not available"
+
+
 def test_parse_methods(mvp):
     assert mvp.parse_methods("fastmp,hdbscan") == ["hdbscan-leaf", "hdbscan-eom", "fastmp"]
-    assert mvp.parse_methods("ocnb-trained") == ["ocnb-trained"]
+    assert mvp.parse_methods("ocnb-trained") == ["ocnb-trained", "ocnb-trained-votes"]
     with pytest.raises(SystemExit, match="unknown"):
         mvp.parse_methods("hdbscan,dbscan")
 
@@ -271,7 +295,13 @@ def test_markdown_table_and_verdict(report, results):
     assert md.startswith(report.MD_START) and md.rstrip().endswith(report.MD_END)
     assert "| HDBSCAN (leaf) |" in md and "| fastMP (ASteCA 0.7) |" in md and "0.967 (0.960–0.970)" in md
     assert "356 of the 412 published members" in md and "p ≥ 0.5: P 0.960, R 0.700, F1 0.810" in md
-    assert "F1 0.975 vs best peer 0.967 (fastMP (ASteCA 0.7)) — **met**" in md and "**not met**" not in md
+    assert "F1 0.9750 vs best peer 0.9670 (fastMP (ASteCA 0.7)) — **met**" in md and "**not met**" not in md
+    results["methods"][2].update(per_seed=[{"f1": 0.98, "brier": 0.001}, {"f1": 0.96, "brier": 0.0012}],
+                                 seeds=[0, 1], calibrated=True)
+    md = report.results_markdown(results)
+    assert "trained models (mean of seeds [0, 1])" in md and "F1 per seed 0.980/0.960" in md
+    assert "F1 above the best peer's for 1 of 2 model seeds (0.9800, 0.9600)" in md
+    assert "Brier below for 2 of 2" in md and "calibrated (isotonic map" in md
     results["methods"][2]["brier"] = 0.002
     assert "Brier 0.00200 vs best peer 0.00150 (fastMP (ASteCA 0.7)) — **not met**" in report.results_markdown(results)
     results["methods"][2] = {"method": "ocnb-trained", "name": "ocnb, trained here", "status": "not available",

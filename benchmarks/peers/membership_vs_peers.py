@@ -98,7 +98,7 @@ METHOD_GROUPS = {
     "hdbscan": ("hdbscan-leaf", "hdbscan-eom"),
     "fastmp": ("fastmp",),
     "ocnb-pretrained": ("ocnb-pretrained",),
-    "ocnb-trained": ("ocnb-trained",),
+    "ocnb-trained": ("ocnb-trained", "ocnb-trained-votes"),
 }
 ALL_METHODS = tuple(k for v in METHOD_GROUPS.values() for k in v)
 METHOD_NAMES = {
@@ -107,7 +107,10 @@ METHOD_NAMES = {
     "fastmp": "fastMP (ASteCA 0.7)",
     "ocnb-pretrained": f"ocnb, authors' pretrained {PRETRAINED}",
     "ocnb-trained": "ocnb, trained here",
+    "ocnb-trained-votes": "ocnb, trained here, uncalibrated (vG23's vote fraction)",
 }
+#: Seeds of ocnb's trained models (``training.default_model(preset, seed=...)``): scored like fastMP's seeds.
+OCNB_MODEL_SEEDS = (0, 1, 2)
 #: What issue 15 quotes for the peers on this cone (for the table's reference line).
 ISSUE_QUOTED = {
     "hdbscan": {"precision": 0.90, "recall": 0.93, "f1": 0.91, "time_s": 0.8},
@@ -503,10 +506,11 @@ def run_fastmp(cone, cat: dict, peer_python: Path, work: Path, seeds=FASTMP_SEED
 # ---------------------------------------------------------------------------
 # ocnb
 # ---------------------------------------------------------------------------
-def _load_model(which: str, preset: str, train_missing: bool = False, release: str = "DR3"):
+def _load_model(which: str, preset: str, train_missing: bool = False, release: str = "DR3", seed: int = 0):
     """(model, description). The trained model is read from the model store by its name
-    (``ocnb.membership.training.model_name(preset, release=...)``); it is trained here only with
-    ``train_missing`` (``default_model`` trains and saves it when absent, which takes minutes). The default is
+    (``ocnb.membership.training.model_name(preset, seed, release)``); it is trained here only with
+    ``train_missing`` (``default_model`` trains and saves it when absent, which takes minutes). A stored model
+    without a calibration is calibrated by ``default_model`` (seconds; no training). The default is
     the model trained on DR3-precision cones: training at the DR2 cone's own precision measured worse on
     Blanco 1 (``ocnb.membership.training``'s docstring has the numbers)."""
     from ocnb.membership import DeepSetsMembership
@@ -516,21 +520,25 @@ def _load_model(which: str, preset: str, train_missing: bool = False, release: s
     from ocnb import store
     from ocnb.membership import training
 
-    name = training.model_name(preset, release=release)
+    name = training.model_name(preset, seed, release)
     try:
-        return DeepSetsMembership.load(name), f"trained, preset {preset!r} (model store: {name})"
+        model = DeepSetsMembership.load(name)
     except store.BundleNotFoundError:
         if not train_missing:
             raise RuntimeError(
                 f"no trained model {name!r} in the model store; train it with "
-                f"ocnb.membership.training.default_model({preset!r}, release={release!r}) or pass "
+                f"ocnb.membership.training.default_model({preset!r}, seed={seed}, release={release!r}) or pass "
                 "--train-missing") from None
-    return (training.default_model(preset, release=release),
-            f"trained here, preset {preset!r} (model store: {name})")
+        return (training.default_model(preset, seed=seed, release=release),
+                f"trained here, preset {preset!r} (model store: {name})")
+    if model.calibration_ is None:
+        model = training.default_model(preset, seed=seed, release=release)
+        return model, f"trained, preset {preset!r} (model store: {name}; calibrated here)"
+    return model, f"trained, preset {preset!r} (model store: {name})"
 
 
 def run_ocnb(cone, truth, which: str, preset: str, n_draws: int = N_DRAWS, repeats: int = 1,
-             train_missing: bool = False) -> dict:
+             train_missing: bool = False, seed: int = 0) -> dict:
     """One ocnb model on the cone: prepare_cluster (seed members = ocelot_label 0) + membership_probability.
 
     Probabilities are mapped back to the cone's rows by source_id (rows that ``prepare_cone`` drops, e.g.
@@ -542,7 +550,7 @@ def run_ocnb(cone, truth, which: str, preset: str, n_draws: int = N_DRAWS, repea
     from ocnb.membership import membership_probability, prepare_cluster
 
     t0 = time.perf_counter()
-    model, what = _load_model(which, preset, train_missing)
+    model, what = _load_model(which, preset, train_missing, seed=seed)
     load_s = time.perf_counter() - t0
     seed_members = cone["ocelot_label"].to_numpy() == 0
 
@@ -561,11 +569,17 @@ def run_ocnb(cone, truth, which: str, preset: str, n_draws: int = N_DRAWS, repea
         result = once()
         times.append(time.perf_counter() - t1)
     pc = result.prepared.cone
-    p_by_id = dict(zip(pc["source_id"].to_numpy().tolist(), np.asarray(result.probability, float).tolist(),
-                       strict=True))
     ids = cone["source_id"].to_numpy().tolist()
-    p = np.array([p_by_id.get(s, 0.0) for s in ids])
-    n_dropped = int(sum(s not in p_by_id for s in ids))
+
+    def on_cone_rows(values):
+        by_id = dict(zip(pc["source_id"].to_numpy().tolist(), np.asarray(values, float).tolist(), strict=True))
+        return np.array([by_id.get(s, 0.0) for s in ids])
+
+    p = on_cone_rows(result.probability)
+    p_votes = on_cone_rows(getattr(result, "probability_raw", result.probability))
+    calibration = getattr(model, "calibration_", None)
+    kept = set(pc["source_id"].tolist())
+    n_dropped = int(sum(s not in kept for s in ids))
     sel = getattr(result.prepared, "selection", None)
     cand = np.asarray(sel.is_candidate, bool) if sel is not None else None
     t_prep = getattr(result.prepared, "truth", None)
@@ -574,6 +588,10 @@ def run_ocnb(cone, truth, which: str, preset: str, n_draws: int = N_DRAWS, repea
         "status": "ok",
         "message": "",
         "probability": p,
+        "probability_votes": p_votes,
+        "calibrated": calibration is not None,
+        "calibration": None if calibration is None else repr(calibration),
+        "model_seed": seed,
         "selected": None,
         "members_by": f"p ≥ {P_MIN}",
         "time_s": statistics.median(times),
@@ -610,7 +628,7 @@ class Truth:
 def method_record(key: str, res: dict, truth: Truth) -> dict:
     """One method's row of the results: its scores and timings (arrays dropped)."""
     rec = {"method": key, "name": METHOD_NAMES[key]}
-    rec.update({k: v for k, v in res.items() if k not in ("probability", "selected")})
+    rec.update({k: v for k, v in res.items() if k not in ("probability", "probability_votes", "selected")})
     if res.get("status") == "ok":
         rec.update(truth.score(res["probability"], res.get("selected")))
         if res.get("selected") is not None:  # also the p >= 0.5 reading of the same probabilities
@@ -619,10 +637,25 @@ def method_record(key: str, res: dict, truth: Truth) -> dict:
     return rec
 
 
-def fastmp_record(runs: list[dict], truth: Truth, message: str = "") -> dict:
-    """fastMP's row: scores per seed and their mean (min–max in ``*_range``); times are medians over seeds."""
+SUMMARISED = ("precision", "recall", "f1", "brier", "ece", "spearman_published")
+
+
+def seeds_summary(per_seed: list[dict], probabilities: list, truth: Truth) -> dict:
+    """Mean over seeds of each score (min–max in ``*_range``), and the reliability curve of the seed-mean
+    probability (the seeds' curves are near-identical)."""
     import numpy as np
 
+    out = {}
+    for k in SUMMARISED:
+        vals = [s[k] for s in per_seed if s.get(k) is not None]
+        out[k] = float(np.mean(vals)) if vals else None
+        out[f"{k}_range"] = [float(min(vals)), float(max(vals))] if vals else None
+    out["reliability"] = truth.score(np.mean(probabilities, axis=0))["reliability"]
+    return out
+
+
+def fastmp_record(runs: list[dict], truth: Truth, message: str = "") -> dict:
+    """fastMP's row: scores per seed and their mean (min–max in ``*_range``); times are medians over seeds."""
     rec = {"method": "fastmp", "name": METHOD_NAMES["fastmp"], "members_by": f"p ≥ {P_MIN}"}
     ok = [r for r in runs if r.get("status") == "ok"]
     if not ok:
@@ -636,12 +669,7 @@ def fastmp_record(runs: list[dict], truth: Truth, message: str = "") -> dict:
         per_seed.append(s)
     rec.update({k: v for k, v in per_seed[0].items() if k not in ("seed", "N_cluster", "fastmp_s", "nmembers_s",
                                                                    "fit_s", "process_s")})
-    for k in ("precision", "recall", "f1", "brier", "ece", "spearman_published"):
-        vals = [s[k] for s in per_seed if s[k] is not None]
-        rec[k] = float(np.mean(vals)) if vals else None
-        rec[f"{k}_range"] = [float(min(vals)), float(max(vals))] if vals else None
-    # the reliability curve of the seed-mean probability (the seeds' curves are near-identical)
-    rec["reliability"] = truth.score(np.mean([r["probability"] for r in ok], axis=0))["reliability"]
+    rec.update(seeds_summary(per_seed, [r["probability"] for r in ok], truth))
     rec.update(
         status="ok",
         message="" if len(ok) == len(runs) else f"{len(runs) - len(ok)} of {len(runs)} seeds failed",
@@ -653,6 +681,36 @@ def fastmp_record(runs: list[dict], truth: Truth, message: str = "") -> dict:
         per_seed=[{k: v for k, v in s.items() if k != "reliability"} for s in per_seed],
         n_cluster_asteca=sorted({s["N_cluster"] for s in per_seed}),
         warnings=sorted({w for r in ok for w in r.get("warnings", [])}),
+    )
+    return rec
+
+
+def ocnb_seeds_record(key: str, runs: list[dict], truth: Truth, votes: bool = False) -> dict:
+    """ocnb's trained model over its model seeds, like fastMP's row: per-seed scores, their mean (min–max);
+    ``votes`` scores the uncalibrated vote fractions of the same runs. Times are medians over seeds."""
+    ok = [r for r in runs if r.get("status") == "ok"]
+    if not ok:
+        return method_record(key, runs[0] if runs else {"status": "not available", "message": "no seed run"},
+                             truth)
+    column = "probability_votes" if votes else "probability"
+    per_seed = []
+    for r in ok:
+        s = truth.score(r[column])
+        s.update(seed=r["model_seed"], time_s=r["time_s"], load_s=r["load_s"], model=r["model"])
+        per_seed.append(s)
+    rec = {"method": key, "name": METHOD_NAMES[key]}
+    # seed-independent fields of the first run (candidates, flags, settings), then the first seed's counts
+    rec.update({k: v for k, v in ok[0].items() if k not in ("probability", "probability_votes", "selected")})
+    rec.update({k: v for k, v in per_seed[0].items() if k not in ("seed", "time_s", "load_s", "model")})
+    rec.update(seeds_summary(per_seed, [r[column] for r in ok], truth))
+    failed = [f"seed {r.get('model_seed')}: {r.get('message', '')}" for r in runs if r.get("status") != "ok"]
+    rec.update(
+        message="; ".join(failed),
+        seeds=[s["seed"] for s in per_seed],
+        time_s=statistics.median(s["time_s"] for s in per_seed),
+        load_s=statistics.median(s["load_s"] for s in per_seed),
+        per_seed=[{k: v for k, v in s.items() if k != "reliability"} for s in per_seed],
+        calibrated=bool(ok[0].get("calibrated")) and not votes,
     )
     return rec
 
@@ -678,6 +736,8 @@ def parse_args(argv=None):
     ap.add_argument("--repeats", type=int, default=3, help="timed HDBSCAN fits (median; default 3)")
     ap.add_argument("--ocnb-repeats", type=int, default=1, help="timed ocnb scorings after a warm-up (median)")
     ap.add_argument("--preset", default="laptop", help="training preset of ocnb's own model (default laptop)")
+    ap.add_argument("--ocnb-seeds", default=",".join(map(str, OCNB_MODEL_SEEDS)),
+                    help="seeds of ocnb's trained models, comma-separated (default 0,1,2; scored like fastMP's seeds)")
     ap.add_argument("--train-missing", action="store_true",
                     help="train ocnb's model of --preset when the model store has none (default: record "
                     "'not available')")
@@ -700,10 +760,12 @@ def main(argv=None) -> int:
 
     methods = parse_methods(args.methods)
     seeds = list(range(1, args.seeds + 1))
+    model_seeds = [int(t) for t in str(args.ocnb_seeds).split(",") if t.strip()]
     partial = [why for why, cond in (
         (f"methods {','.join(methods)}", set(methods) != set(ALL_METHODS)),
         (f"fastMP seeds 1..{args.seeds}", args.seeds != len(FASTMP_SEEDS)),
         (f"ocnb preset {args.preset!r}", args.preset != "laptop"),
+        (f"ocnb model seeds {model_seeds}", tuple(model_seeds) != OCNB_MODEL_SEEDS),
         (f"{args.n_draws} draws", args.n_draws != N_DRAWS)) if cond]
     official = not partial
     work = data_home() / "peers" / "work"
@@ -755,16 +817,22 @@ def main(argv=None) -> int:
         runs = run_fastmp(cone, cat, peer_python, work, seeds) if peer_python is not None else []
         records.append(fastmp_record(runs, truth, message=peer["message"]))
         _log_record(records[-1])
-    for key in ("ocnb-pretrained", "ocnb-trained"):
-        if key not in methods:
-            continue
+    def ocnb_run(key, seed=0):
         try:
-            res = run_ocnb(cone, truth.mask, key, args.preset, n_draws=args.n_draws, repeats=args.ocnb_repeats,
-                           train_missing=args.train_missing)
+            return run_ocnb(cone, truth.mask, key, args.preset, n_draws=args.n_draws, repeats=args.ocnb_repeats,
+                            train_missing=args.train_missing, seed=seed)
         except Exception as err:
-            res = {"status": "not available", "message": f"not available: {type(err).__name__}: {err}"}
-        records.append(method_record(key, res, truth))
+            return {"status": "not available", "message": f"not available: {type(err).__name__}: {err}",
+                    "model_seed": seed}
+
+    if "ocnb-pretrained" in methods:
+        records.append(method_record("ocnb-pretrained", ocnb_run("ocnb-pretrained"), truth))
         _log_record(records[-1])
+    if "ocnb-trained" in methods:
+        runs_ocnb = [ocnb_run("ocnb-trained", seed) for seed in model_seeds]
+        for key, votes in (("ocnb-trained", False), ("ocnb-trained-votes", True)):
+            records.append(ocnb_seeds_record(key, runs_ocnb, truth, votes=votes))
+            _log_record(records[-1])
 
     versions = ocnb_versions()
     with contextlib.suppress(Exception):
@@ -793,6 +861,7 @@ def main(argv=None) -> int:
             "fastmp": {"seeds": seeds, "n_runs": FASTMP_N_RUNS, "centre": "HUNT2023 (fixed_centers=True)",
                        "n_cluster": "ASteCA get_nmembers (ripley)", "requirements": list(ASTECA_REQUIREMENTS)},
             "ocnb": {"pretrained": PRETRAINED, "preset": args.preset, "n_draws": args.n_draws, "seed": OCNB_SEED,
+                     "model_seeds": model_seeds,
                      "seed_members": "cone ocelot_label == 0 (ocelot's clustering result shipped with the cone)",
                      "repeats": args.ocnb_repeats},
             "methods": methods,

@@ -14,6 +14,7 @@ Sub-modules, one concern each (names are re-exported here and imported on first 
 ``model``        :class:`DeepSetsMembership`, the Keras 3 Deep Sets classifier (App. A), training (Sect. 3.3)
 ``pretrained``   the authors' DS10_v01/v02 weights, ported, and a NumPy reference of their forward pass
 ``probability``  membership probabilities from error draws (Sect. 3.4), the hand-off member table
+``calibration``  an isotonic map of the vote fractions fitted on held-out clusters (an ocnb addition)
 ``evaluation``   precision/recall/F1, Brier, calibration, the miss breakdown of Sect. 4
 ``training``     the default trained model of the notebook (simulated fields of the shipped clusters)
 ``panels``       the notebook's linked views on :class:`ocnb.panels.Panel`
@@ -36,7 +37,9 @@ _EXPORTS = {
                     "members_from_probabilities"],
     "evaluation": ["MembershipEvaluation", "evaluate_members", "crossmatch_ids", "truth_mask", "miss_breakdown",
                    "faint_fraction"],
-    "training": ["training_clusters", "default_model", "blanco1_test_cluster", "TRAINING_PRESETS"],
+    "calibration": ["ProbabilityCalibration", "fit_calibration"],
+    "training": ["training_clusters", "calibration_clusters", "default_model", "blanco1_test_cluster",
+                 "TRAINING_PRESETS"],
     "panels": ["MembershipPanel", "membership_counts"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}

@@ -364,6 +364,9 @@ class DeepSetsMembership:
         ``{"train": [...], "validation": [...]}`` cluster names.
     origin_ : str
         ``"trained"`` or the released model a :meth:`pretrained` instance came from.
+    calibration_ : ProbabilityCalibration or None
+        The isotonic map of vote fractions fitted by :meth:`calibrate` on held-out clusters (an ocnb
+        addition; :mod:`ocnb.membership.calibration`), applied by :meth:`predict_proba`; None until then.
     """
 
     def __init__(self, n_support: int = 10, hidden: int = 64, n_blocks: int = 5, dropout: float = 0.5,
@@ -404,6 +407,7 @@ class DeepSetsMembership:
         self.history: dict[str, Any] = {}
         self.clusters_: dict[str, list[str]] = {"train": [], "validation": []}
         self.origin_ = "untrained"
+        self.calibration_ = None
 
     # -- configuration ----------------------------------------------------------------------
     def get_params(self) -> dict:
@@ -557,6 +561,25 @@ class DeepSetsMembership:
         self.scaler_ = None
         self.clusters_ = {"train": [], "validation": []}
         self.origin_ = "trained"
+        self.calibration_ = None
+        return self
+
+    def calibrate(self, clusters: Sequence, n_draws: int = 100, seed: int = 42,
+                  progress: bool | None = None) -> DeepSetsMembership:
+        """Fit the calibration of the membership probabilities on held-out clusters (an ocnb addition).
+
+        An isotonic map from the fraction of draws called member to the frequency of members, fitted on the
+        candidates of ``clusters`` (prepared clusters with a ``truth`` mask that the network never trained on,
+        e.g. the validation clusters), with leave-one-cluster-out scores in ``calibration_.held_out``
+        (:func:`ocnb.membership.calibration.fit_calibration`). Sets ``calibration_`` and returns ``self``.
+        """
+        self._check_fitted()
+        if self.scaler_ is None:
+            raise RuntimeError("this model has no feature scaler (trained with fit_arrays): it cannot score "
+                               "prepared clusters, so it cannot be calibrated")
+        from .calibration import fit_calibration
+
+        self.calibration_ = fit_calibration(self, clusters, n_draws=n_draws, seed=seed, progress=progress)
         return self
 
     # -- prediction ---------------------------------------------------------------------------
@@ -618,7 +641,8 @@ class DeepSetsMembership:
 
     # -- persistence --------------------------------------------------------------------------
     def to_files(self) -> dict[str, bytes]:
-        """The model as store files: ``weights.npz``, ``config.json``, ``scaler.json``, ``history.json``."""
+        """The model as store files: ``weights.npz``, ``config.json``, ``scaler.json``, ``history.json`` and
+        ``calibration.json`` (``null`` without a calibration)."""
         self._check_fitted()
         keras = _keras_parts()["keras"]
         weights = {f"w{i:03d}": np.asarray(w.numpy()) for i, w in enumerate(self.model_.weights)}
@@ -635,6 +659,8 @@ class DeepSetsMembership:
             }, indent=1).encode(),
             "scaler.json": json.dumps(_jsonable(scaler), indent=1).encode(),
             "history.json": json.dumps(_jsonable(self.history)).encode(),
+            "calibration.json": json.dumps(_jsonable(None if self.calibration_ is None
+                                                     else self.calibration_.to_dict())).encode(),
         }
 
     @classmethod
@@ -669,6 +695,16 @@ class DeepSetsMembership:
 
             est.scaler_ = FeatureScaler.from_dict(scaler)
         est.history = bundle.json("history.json")
+        # bundles saved before calibration existed have no calibration.json: they load uncalibrated
+        calibration = bundle.json("calibration.json") if "calibration.json" in bundle else None
+        if calibration is not None:
+            from .calibration import ProbabilityCalibration
+
+            try:
+                est.calibration_ = ProbabilityCalibration.from_dict(calibration)
+            except (KeyError, TypeError, ValueError) as err:
+                raise store.BundleError(f"model bundle {bundle.folder}: calibration.json is unusable ({err})",
+                                        bundle.folder, "corrupt") from None
         est.clusters_ = config.get("clusters", {"train": [], "validation": []})
         est.origin_ = config.get("origin", "trained")
         return est

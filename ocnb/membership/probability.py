@@ -17,6 +17,9 @@ and classified in large batches; the only Python loops run over memory-bounded c
 inside a chunk, over fixed blocks of 256 candidates that each own a random stream, so that the result for a
 given ``seed`` does not depend on ``batch_size``). Non-candidates get p = 0.
 
+A model that carries a calibration (fitted on held-out clusters, :mod:`ocnb.membership.calibration`, an ocnb
+addition) maps the vote fraction to a calibrated probability; the vote fraction stays in ``probability_raw``.
+
 Missing correlation columns (Gaia DR2 cones as shipped, e.g. Blanco 1) give a diagonal covariance and the
 flag ``"no correlations: diagonal covariance"``; a NaN error or non-positive-definite covariance of a
 candidate is a :class:`MembershipInputError` naming the column and the source_id (the spec-A3 cone
@@ -79,8 +82,12 @@ class MembershipResult:
     Attributes
     ----------
     probability : array (n,)
-        Fraction of the ``n_draws`` draws classified as member, aligned with ``prepared.cone`` rows;
-        0 for non-candidates. Multiples of 1 / ``n_draws``.
+        Membership probability, aligned with ``prepared.cone`` rows; 0 for non-candidates. The calibrated
+        vote fraction when the model carries a calibration (:mod:`ocnb.membership.calibration`, flag
+        ``"calibrated: ..."``), else the vote fraction itself.
+    probability_raw : array (n,)
+        Fraction of the ``n_draws`` draws classified as member (vG23's probability); multiples of
+        1 / ``n_draws``; 0 for non-candidates.
     prepared : PreparedCluster
         The cone, cluster parameters, candidate selection and features it was computed from.
     flags : list of str
@@ -101,6 +108,11 @@ class MembershipResult:
     seed: int = 42
     model_name: str = ""
     timings: dict = field(default_factory=dict)
+    probability_raw: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.probability_raw is None:
+            self.probability_raw = self.probability
 
     @property
     def name(self) -> str:
@@ -123,6 +135,7 @@ class MembershipResult:
         prep = self.prepared
         out = prep.cone.copy()
         out["p_member"] = self.probability
+        out["p_votes"] = self.probability_raw
         sel = prep.selection
         for name in ("is_candidate", "is_train_member", "pass_pm", "pass_plx", "pass_cmd"):
             values = getattr(sel, name, None)
@@ -376,7 +389,7 @@ def _features_module():
 
 
 def membership_probability(model, prepared, n_draws: int = 100, seed: int = 42, batch_size: int | None = None,
-                           progress: bool | None = None) -> MembershipResult:
+                           progress: bool | None = None, calibrated: bool | None = None) -> MembershipResult:
     """Membership probability of every candidate of a prepared cone (vG23 Sect. 3.4; spec A11).
 
     Parameters
@@ -400,10 +413,15 @@ def membership_probability(model, prepared, n_draws: int = 100, seed: int = 42, 
     progress : bool, optional
         Progress bar (tqdm.auto) over the chunks; default: shown for more than one chunk unless
         ``OCNB_PROGRESS=0``.
+    calibrated : bool, optional
+        Map the vote fractions through the model's ``calibration_`` (isotonic, fitted on held-out clusters;
+        :mod:`ocnb.membership.calibration`). Default: when the model has one. ``False``: vG23's vote fraction
+        as it is; ``True`` with a model without calibration is an error.
 
     Returns
     -------
     MembershipResult
+        ``probability`` (calibrated when asked) and ``probability_raw`` (the vote fraction).
 
     Raises
     ------
@@ -414,6 +432,15 @@ def membership_probability(model, prepared, n_draws: int = 100, seed: int = 42, 
     """
     t_start = time.perf_counter()
     scaler, n_support = _check_model(model)
+    calibration = getattr(model, "calibration_", None)
+    if calibrated is True and calibration is None:
+        raise MembershipInputError(
+            f"{_model_label(model)} has no calibration_: fit one with model.calibrate(held_out_clusters) "
+            "(or pass calibrated=None/False for the raw vote fractions)")
+    if calibrated is not None and not isinstance(calibrated, bool):
+        raise MembershipInputError(f"calibrated must be True, False or None, got {calibrated!r}")
+    if calibrated is False:
+        calibration = None
     n_draws = _check_int("n_draws", n_draws, 1)
     seed = _check_int("seed", seed, 0)
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else _check_int("batch_size", batch_size, 1)
@@ -518,8 +545,14 @@ def membership_probability(model, prepared, n_draws: int = 100, seed: int = 42, 
             timings["network"] += time.perf_counter() - t0
             bar.update(m)
     probability[cand] = p_cand
+    votes = probability
+    if calibration is not None:
+        probability = np.zeros(n)
+        probability[cand] = calibration(p_cand)
+        flags.append(f"calibrated: isotonic map of the vote fraction fitted on {calibration.n_candidates} "
+                     f"candidates of {len(calibration.clusters)} held-out clusters")
     timings["total"] = time.perf_counter() - t_start
-    return MembershipResult(probability, prepared, flags, n_draws, seed, label, timings)
+    return MembershipResult(probability, prepared, flags, n_draws, seed, label, timings, probability_raw=votes)
 
 
 # ---------------------------------------------------------------------------------------------

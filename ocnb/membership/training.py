@@ -183,6 +183,29 @@ def training_clusters(preset: str = "laptop", seed: int = 0, progress: bool | No
     return [prepared[n] for n in train_names], [prepared[n] for n in val_names]
 
 
+#: Offset of the field seeds of the calibration cones: fresh realisations of the validation clusters' fields.
+CALIBRATION_SEED_OFFSET = 10_000
+
+
+def calibration_clusters(preset: str = "laptop", seed: int = 0, progress: bool | None = None,
+                         release: str = "DR3") -> list:
+    """The held-out clusters the probabilities are calibrated on: the validation clusters of
+    :func:`training_clusters` in fresh SIMULATED fields (field seeds offset by 10,000, so not the cones that
+    drove early stopping). The network never trains on these clusters' members."""
+    rel = _release(release)
+    _, val_names = split_clusters(training_cluster_names(preset))
+    from ..ml.training import _progress_enabled
+
+    show = _progress_enabled() if progress is None else bool(progress)
+    it = val_names
+    if show:
+        from tqdm.auto import tqdm
+
+        it = tqdm(val_names, desc=f"calibration {rel} fields", unit="cluster")
+    return [simulated_cluster(name, preset, seed=CALIBRATION_SEED_OFFSET + seed + i, release=rel)
+            for i, name in enumerate(it)]
+
+
 def model_name(preset: str, seed: int = 0, release: str = "DR3") -> str:
     """Model-store name of a preset's trained model: ``vg23-deepsets-fast-s0`` (DR3), ``vg23-deepsets-fast-dr2-s0``."""
     _preset(preset)
@@ -205,22 +228,31 @@ def default_model(preset: str | None = None, seed: int = 0, release: str = "DR3"
         Release of the cones the model will score (:func:`release_of`): the training cones are simulated at it.
     retrain : bool
         Train even when a saved model exists (the new one replaces it, atomically).
+
+    The model comes calibrated (:meth:`DeepSetsMembership.calibrate` on :func:`calibration_clusters`); a saved
+    model from before calibration existed is calibrated once and saved again as a new version.
     """
     from .. import store
     from .model import DeepSetsMembership
 
     preset = preset or ("fast" if config.fast_mode() else "laptop")
     name = model_name(preset, seed, release)
+    est = None
     if not retrain:
         try:
-            return DeepSetsMembership.load(name)
+            est = DeepSetsMembership.load(name)
         except store.BundleNotFoundError:
             pass
-    p = _preset(preset)
-    train, val = training_clusters(preset, seed=seed, progress=progress, release=release)
-    est = DeepSetsMembership(epochs=p["epochs"], learning_rate=p["learning_rate"], batch_size=p["batch_size"],
-                             patience=p["patience"], negatives=p["negatives"], seed=42 + seed)
-    est.fit(train, val, progress=progress)
+        else:
+            if est.calibration_ is not None:
+                return est
+    if est is None:
+        p = _preset(preset)
+        train, val = training_clusters(preset, seed=seed, progress=progress, release=release)
+        est = DeepSetsMembership(epochs=p["epochs"], learning_rate=p["learning_rate"], batch_size=p["batch_size"],
+                                 patience=p["patience"], negatives=p["negatives"], seed=42 + seed)
+        est.fit(train, val, progress=progress)
+    est.calibrate(calibration_clusters(preset, seed=seed, progress=progress, release=release), progress=progress)
     est.save(name)
     return est
 

@@ -246,6 +246,34 @@ def test_save_load_round_trip_is_bit_identical(trained, tmp_path, tmp_data_home)
     np.testing.assert_array_equal(DeepSetsMembership.load("synthetic-fit").predict_logits(X), before)
 
 
+def test_calibration_travels_with_the_model(trained, tmp_path):
+    from ocnb.membership.calibration import ProbabilityCalibration
+    from ocnb.membership.model import STORE_KIND_VERSION
+
+    cal = ProbabilityCalibration(x=[0.0, 0.02, 0.5, 1.0], y=[0.05, 0.6, 0.9, 0.99], clusters=["a", "b"],
+                                 n_candidates=300, n_members=250)
+    assert trained.calibration_ is None
+    trained.calibration_ = cal
+    try:
+        files = trained.to_files()
+        again = DeepSetsMembership.load(trained.save(tmp_path / "calibrated"))
+    finally:
+        trained.calibration_ = None
+    np.testing.assert_array_equal(again.calibration_.y, cal.y)
+    assert again.calibration_.clusters == ["a", "b"]
+    assert DeepSetsMembership.load(trained.save(tmp_path / "plain")).calibration_ is None
+    # a bundle written before calibration existed (no calibration.json) loads uncalibrated
+    old = {k: v for k, v in files.items() if k != "calibration.json"}
+    store.save_bundle(tmp_path / "old", old, kind=STORE_KIND, kind_version=STORE_KIND_VERSION)
+    assert DeepSetsMembership.load(tmp_path / "old").calibration_ is None
+    # a checksummed but unusable calibration.json is refused, never applied
+    files["calibration.json"] = b'{"format": "something else"}'
+    store.save_bundle(tmp_path / "bad", files, kind=STORE_KIND, kind_version=STORE_KIND_VERSION)
+    with pytest.raises(store.BundleError, match=r"calibration\.json is unusable") as err:
+        DeepSetsMembership.load(tmp_path / "bad")
+    assert err.value.state == "corrupt"
+
+
 def test_pretrained_round_trip(tmp_path):
     model = DeepSetsMembership.pretrained("DS10_v01")
     X = random_instances(50, seed=9)

@@ -286,6 +286,38 @@ def test_deterministic_batched_and_independent_of_batch_size(prepared):
     assert set(a.timings) == {"sampling", "features", "network", "total"}
 
 
+class NarrowBoxModel(BoxModel):
+    """Stand-in that is under-confident about the members: its box is half as wide in proper motion."""
+
+    def predict_logits(self, X):
+        src = X[:, 0, :5] * self.scaler_.source_std + self.scaler_.source_mean
+        member = (src[:, 1] < A_PM / 2) & (np.abs(src[:, 2]) < B_PLX)
+        return np.stack([np.zeros(len(X)), np.where(member, 1.0, -1.0)], axis=1)
+
+
+def test_a_calibrated_model_maps_the_vote_fractions():
+    from ocnb.membership.calibration import fit_calibration
+
+    model = NarrowBoxModel()
+    held_out = [make_prepared(n_members=200, n_field=300, seed=s, name=f"held out {s}") for s in (21, 22, 23)]
+    cal = fit_calibration(model, held_out, n_draws=40, seed=3)
+    assert cal.clusters == ["held out 21", "held out 22", "held out 23"] and cal.n_draws == 40
+    wide = cal.held_out.pivot_table(index="cluster", columns="kind", values="recall")
+    assert (wide["calibrated"] > wide["raw"]).all()   # members the narrow box half-rejects are lifted over 0.5
+    model.calibration_ = cal
+    prep = make_prepared(n_members=200, n_field=300, seed=24)
+    res = membership_probability(model, prep, n_draws=40, seed=5)
+    raw = membership_probability(model, prep, n_draws=40, seed=5, calibrated=False)
+    cand = prep.selection.is_candidate
+    np.testing.assert_array_equal(res.probability_raw, raw.probability)
+    np.testing.assert_allclose(res.probability[cand], cal(raw.probability[cand]))
+    assert (res.probability[~cand] == 0).all() and (raw.probability_raw == raw.probability).all()
+    assert any(f.startswith("calibrated: isotonic map") for f in res.flags)
+    assert not any(f.startswith("calibrated") for f in raw.flags)
+    frame = res.to_frame()
+    np.testing.assert_array_equal(frame["p_votes"], res.probability_raw)
+
+
 def test_no_candidates_gives_zeros_and_a_flag():
     prep = make_prepared(n_members=20, n_field=30)
     prep.selection.is_candidate = np.zeros(50, bool)
@@ -486,6 +518,10 @@ BAD = [
     ("batch_size 0", lambda: membership_probability(BoxModel(), make_prepared(), batch_size=0), r"batch_size must"),
     ("logits shape", lambda: membership_probability(WrongShape(), make_prepared(n_members=60, n_field=40)),
      r"predict_logits returned shape \(\d+, 1\)"),
+    ("calibrated without a calibration", lambda: membership_probability(BoxModel(), make_prepared(), calibrated=True),
+     r"has no calibration_: fit one with model.calibrate"),
+    ("calibrated not a bool", lambda: membership_probability(BoxModel(), make_prepared(), calibrated="yes"),
+     r"calibrated must be True, False or None"),
     ("p_min 0", lambda: members_from_probabilities(_result(), p_min=0), r"p_min must lie in \(0, 1\]"),
     ("p_min above 1", lambda: members_from_probabilities(_result(), p_min=1.5), r"p_min must lie in \(0, 1\]"),
     ("p_min text", lambda: members_from_probabilities(_result(), p_min="high"), r"p_min must be a number"),
