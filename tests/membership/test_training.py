@@ -95,6 +95,24 @@ def test_blanco1_test_cluster():
     assert not any(c.endswith("_corr") for c in b.cone.columns)  # the real DR2 cone: no correlations
 
 
+def test_calibration_cones_hold_every_member_in_fresh_fields(monkeypatch):
+    """The calibration cones: the validation clusters with all their members (the FAST cap of 300 would halve
+    the share of members among the candidates) in fields other than the early-stopping ones."""
+    from ocnb.datasets import load_members
+
+    calls = []
+    monkeypatch.setattr(T, "simulated_cluster", lambda *a, **k: calls.append((a, k)) or len(calls))
+    assert T.calibration_clusters("fast", seed=2, progress=False) == [1, 2]
+    assert [(a[0], k["seed"], k["subsample"]) for a, k in calls] == [("NGC 2423", 10_002, False),
+                                                                      ("NGC 2360", 10_003, False)]
+    monkeypatch.undo()
+    whole = T.simulated_cluster("NGC 2423", "fast", seed=0, subsample=False)  # 502 published members
+    published = load_members("NGC 2423", source="almeida")
+    n_bright = int((published["phot_g_mean_mag"] < 18).sum())
+    # the cone preparation drops a few members (incomplete rows, outside the radius); the cap would leave <= 300
+    assert n_bright >= int(whole.truth.sum()) > max(300, 0.95 * n_bright)
+
+
 def test_simulated_cluster_dr2():
     """A DR2 training cone as the model will see it (one small FAST cluster; the field is cached)."""
     dr2 = T.simulated_cluster("NGC 752", "fast", seed=0, release="DR2")
