@@ -82,6 +82,15 @@ print(f"published members (G < 18) in the cone: {blanco.truth.sum()}; "
 pd.Series(blanco.selection.thresholds).to_frame("value")
 
 # %% [markdown]
+# **Your own cluster, online.** vG23 fetch each cone from the Gaia archive: 50 pc around the cluster, a proper-motion
+# circle and a parallax window of ten member dispersions (spec A2). `membership.cone_adql` writes that query (nothing
+# is fetched); `membership.query_cone(name)` runs it through `ocnb.datasets.gaia_cone_search` — it needs the network
+# the first time and is cached in the data home after — and its result goes to `prepare_cluster` as it is.
+
+# %%
+print(membership.cone_adql("Blanco 1").adql)
+
+# %% [markdown]
 # ## 2. Candidate selection (Sect. 2.3, eqs. 1–10, Fig. 1)
 #
 # A star is a candidate when it passes three tests against the seed members: proper motion within Δ_μ + 3σ of the

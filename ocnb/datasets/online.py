@@ -147,6 +147,16 @@ def _check_columns(columns: Iterable[str]) -> list[str]:
     return cols
 
 
+def _check_where(where) -> list[str]:
+    if isinstance(where, str):
+        where = [where]
+    conds = [c.strip() if isinstance(c, str) else c for c in where]
+    bad = [c for c in conds if not isinstance(c, str) or not c or ";" in c]
+    if bad:
+        raise ValueError(f"where must hold non-empty ADQL conditions without ';', got {bad!r}")
+    return conds
+
+
 def _num(x: float) -> str:
     # Fixed format: the same cone gives byte-identical ADQL (and cache key).
     return f"{x:.8f}".rstrip("0").rstrip(".") if x != 0 else "0"
@@ -159,6 +169,7 @@ def gaia_adql(
     g_max: float | None = 18.0,
     columns: Sequence[str] = DEFAULT_COLUMNS,
     table: str = "gaiadr3.gaia_source",
+    where: Sequence[str] = (),
 ) -> str:
     """ADQL text of a Gaia cone search with a magnitude cut.
 
@@ -175,6 +186,9 @@ def gaia_adql(
         added). An ``ang_sep`` column (deg, distance from the centre) is added.
     table : str
         Archive table, e.g. ``"gaiadr3.gaia_source"``.
+    where : sequence of str
+        Further ADQL conditions, each ANDed in parentheses (e.g. the
+        proper-motion and parallax windows of ``ocnb.membership.cone_adql``).
 
     Returns
     -------
@@ -184,10 +198,12 @@ def gaia_adql(
     Raises
     ------
     ValueError
-        An argument out of range (the message names it) or a column/table
-        name that is not a plain identifier.
+        An argument out of range (the message names it), a column/table
+        name that is not a plain identifier, or a condition that is not a
+        non-empty single-statement string.
     """
     ra, dec, radius_deg, g_max = _check_cone(ra, dec, radius_deg, g_max)
+    where = _check_where(where)
     if not isinstance(table, str) or not _TABLE.match(table):
         raise ValueError(f"table must look like 'schema.table', got {table!r}")
     cols = _check_columns(columns)
@@ -200,6 +216,7 @@ def gaia_adql(
     ]
     if g_max is not None:
         lines.append(f"  AND phot_g_mean_mag < {_num(g_max)}")
+    lines += [f"  AND ({cond})" for cond in where]
     lines.append("ORDER BY source_id")
     return "\n".join(lines)
 
@@ -447,6 +464,7 @@ def gaia_cone_search(
     columns: Sequence[str] = DEFAULT_COLUMNS,
     cache: bool = True,
     show_query: bool = True,
+    where: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Gaia DR3 sources in a cone, in the canonical member schema.
 
@@ -470,6 +488,8 @@ def gaia_cone_search(
         ADQL). ``False`` always queries and stores nothing.
     show_query : bool
         Print the ADQL before running it.
+    where : sequence of str
+        Further ADQL conditions ANDed to the cone (see :func:`gaia_adql`).
 
     Returns
     -------
@@ -497,7 +517,7 @@ def gaia_cone_search(
         if dec is None or radius_deg is None:
             raise ValueError("dec and radius_deg (deg) are required with a numeric ra")
         label = None
-    adql = gaia_adql(ra, dec, radius_deg, g_max=g_max, columns=columns)
+    adql = gaia_adql(ra, dec, radius_deg, g_max=g_max, columns=columns, where=where)
     if label is None:
         label = f"cone({_num(float(ra))},{_num(float(dec))},{_num(float(radius_deg))})"
     if show_query:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "cones": ["ClusterParams", "prepare_cone", "cluster_parameters", "catalogue_parameters"],
+    "cones": ["ClusterParams", "prepare_cone", "cluster_parameters", "catalogue_parameters", "cone_adql", "query_cone"],
     "candidates": ["CandidateSelection", "cluster_isochrone", "select_candidates"],
     "features": ["FeatureScaler", "PreparedCluster", "prepare_cluster", "source_features", "cluster_features",
                  "membership_features", "build_training_set"],

@@ -5,6 +5,9 @@ parallax, parallax_error, pmra, pmra_error, pmdec, pmdec_error, phot_g_mean_mag,
 phot_rp_mean_mag``; optional correlations, ``phot_*_n_obs``, ``phot_*_mean_mag_error``, the zero-point inputs
 ``nu_eff_used_in_astrometry, pseudocolour, ecl_lat, astrometric_params_solved``) and ``attrs["release"]``.
 
+* :func:`cone_adql` / :func:`query_cone` — spec A2: the archive query of a cluster's cone (50 pc radius, 10σ
+  proper-motion circle and parallax window, all three photometric bands observed), run through
+  :func:`ocnb.datasets.gaia_cone_search` (cached in the data home; needs the network the first time).
 * :func:`prepare_cone` — spec A3: drop incomplete rows, RA wrap, parallax zero point (Lindegren+2021 through
   ``gaiadr3-zeropoint`` where its inputs exist, else a documented global offset), colour C = G − G_RP and the
   photometric uncertainties σ_G, σ_C.
@@ -47,8 +50,12 @@ __all__ = [
     "ClusterParams",
     "ConeError",
     "TooFewMembersError",
+    "CONE_COLUMNS",
+    "ConeQuery",
     "catalogue_parameters",
     "cluster_isochrone",
+    "cone_adql",
+    "query_cone",
     "cluster_parameters",
     "densify_isochrone",
     "photometric_sigma",
@@ -226,6 +233,156 @@ def catalogue_parameters(name: str) -> dict:
             "log_age": float(r["AgeNN"]), "a0": float(r["AVNN"]), "ra": float(r["RA_ICRS"]),
             "dec": float(r["DE_ICRS"]), "pmra": float(r["pmRA*"]), "pmdec": float(r["pmDE"]),
             "parallax": float(r["plx"])}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The archive cone (spec A2)
+# ---------------------------------------------------------------------------------------------------------------
+#: ``gaia_source`` columns of spec A2's query (``g_rp`` is recomputed by :func:`prepare_cone`).
+CONE_COLUMNS = ("source_id", "ra", "dec", "l", "b", "parallax", "pmra", "pmdec", "parallax_error", "pmra_error",
+                "pmdec_error", "parallax_pmra_corr", "parallax_pmdec_corr", "pmra_pmdec_corr", "phot_g_mean_mag",
+                "phot_bp_mean_mag", "phot_rp_mean_mag", "bp_rp", "g_rp", "phot_g_n_obs", "phot_bp_n_obs",
+                "phot_rp_n_obs", "phot_g_mean_flux_over_error", "phot_bp_mean_flux_over_error",
+                "phot_rp_mean_flux_over_error", "nu_eff_used_in_astrometry", "pseudocolour", "ecl_lat",
+                "astrometric_params_solved")
+#: Largest cone the archive layer accepts [deg]; 50 pc subtends more for clusters nearer than 286 pc.
+MAX_CONE_DEG = 10.0
+
+
+@dataclass(frozen=True)
+class ConeQuery:
+    """Spec A2's cone of one cluster: centre and radius [deg], the windows and the ADQL text.
+
+    ``pm_centre`` [mas/yr] and ``parallax_centre`` [mas] are Cantat-Gaudin+2020's (DR2-based, as vG23 query DR3
+    with them); ``pm_radius`` = ``n_sigma`` × σ_pm [mas/yr] with σ_pm = sqrt((s_μα*² + s_μδ²)/2), and
+    ``parallax_halfwidth`` = ``n_sigma`` × s_ϖ [mas], s = the dispersions of the member list given. ``flags``
+    says what was capped or taken from the members instead of the catalogue.
+    """
+
+    name: str
+    ra: float
+    dec: float
+    radius_deg: float
+    pm_centre: tuple[float, float]
+    pm_radius: float
+    parallax_centre: float
+    parallax_halfwidth: float
+    g_max: float | None
+    where: tuple[str, ...]
+    adql: str
+    flags: tuple[str, ...] = ()
+
+
+def cone_adql(name: str, members: pd.DataFrame | None = None, radius_pc: float = 50.0, n_sigma: float = 10.0,
+              g_max: float | None = 18.0, table: str = "gaiadr3.gaia_source") -> ConeQuery:
+    """Spec A2's archive query of a cluster's cone (vG23 Sect. 2.1), as text: nothing is fetched.
+
+    Parameters
+    ----------
+    name : str
+        Cluster name (any spelling :func:`ocnb.datasets.resolve_cluster_name` knows); its Cantat-Gaudin+2020
+        centre, distance, proper motion and parallax define the cone.
+    members : DataFrame, optional
+        The member list whose dispersions set the windows (``pmra``, ``pmdec`` [mas/yr], ``parallax`` [mas]);
+        default the shipped list of ``name`` (:func:`ocnb.datasets.load_members`). CG2020's own dispersions are
+        not in the shipped catalogue [resolution: the members' population standard deviations, as spec A4].
+    radius_pc : float
+        Cone radius at the cluster's distance [pc] (spec: 50); capped at 10° (flagged).
+    n_sigma : float
+        Width of the proper-motion circle and parallax window in member dispersions (spec: 10).
+    g_max : float or None
+        ``phot_g_mean_mag < g_max`` [mag] (vG23 keep all magnitudes: None; 18 matches the shipped cones).
+    table : str
+        Archive table.
+
+    Returns
+    -------
+    ConeQuery
+
+    Raises
+    ------
+    UnknownClusterError
+        Unknown name or a cluster without CG2020 parameters.
+    TooFewMembersError
+        Fewer than 10 members with finite astrometry (the dispersions would be meaningless).
+    ConeError
+        ``radius_pc`` or ``n_sigma`` not a finite positive number; a member table without ``pmra``,
+        ``pmdec``, ``parallax``.
+    """
+    from ..datasets import load_members
+    from ..datasets.online import gaia_adql
+
+    for label, value, unit in (("radius_pc", radius_pc, "pc"), ("n_sigma", n_sigma, "")):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
+                or value <= 0:
+            raise ConeError(f"{label} must be a finite number > 0{' ' + unit if unit else ''}, got {value!r}")
+    cat = catalogue_parameters(name)
+    members = load_members(cat["name"]) if members is None else members
+    if not isinstance(members, pd.DataFrame):
+        raise ConeError(f"members must be a member table (DataFrame), got {type(members).__name__}")
+    missing = [c for c in ("pmra", "pmdec", "parallax") if c not in members.columns]
+    if missing:
+        raise ConeError(f"the member table of {cat['name']} lacks {missing} (mas/yr, mas): the windows of spec A2 "
+                        "are set by the members' dispersions")
+    astro = members[["pmra", "pmdec", "parallax"]].to_numpy(float)
+    astro = astro[np.isfinite(astro).all(axis=1)]
+    if len(astro) < 10:
+        raise TooFewMembersError(f"{cat['name']}: {len(astro)} member(s) with finite pmra, pmdec, parallax; at "
+                                 "least 10 are needed for the dispersions that set the cone's windows")
+    flags = []
+    s_pm = float(np.sqrt((astro[:, 0].std() ** 2 + astro[:, 1].std() ** 2) / 2))
+    s_plx = float(astro[:, 2].std())
+    radius_deg = float(np.degrees(float(radius_pc) / cat["dist_pc"]))
+    if radius_deg > MAX_CONE_DEG:
+        flags.append(f"cone radius {radius_deg:.1f} deg (= {radius_pc:g} pc at {cat['dist_pc']:.0f} pc) capped at "
+                     f"{MAX_CONE_DEG:g} deg")
+        radius_deg = MAX_CONE_DEG
+    ra = cat["ra"] + 360.0 if cat["ra"] < 0 else cat["ra"]
+    pm_radius, plx_half = float(n_sigma) * s_pm, float(n_sigma) * s_plx
+
+    def num(x):
+        return f"{x:.6f}".rstrip("0").rstrip(".")
+
+    where = (f"abs(parallax - {num(cat['parallax'])}) <= {num(plx_half)}",
+             f"sqrt(power(pmra - {num(cat['pmra'])}, 2) + power(pmdec - {num(cat['pmdec'])}, 2)) <= "
+             f"{num(pm_radius)}",
+             "phot_g_n_obs <> 0 AND phot_bp_n_obs <> 0 AND phot_rp_n_obs <> 0")
+    adql = gaia_adql(ra, cat["dec"], radius_deg, g_max=g_max, columns=CONE_COLUMNS, table=table, where=where)
+    return ConeQuery(name=cat["name"], ra=ra, dec=cat["dec"], radius_deg=radius_deg,
+                     pm_centre=(cat["pmra"], cat["pmdec"]), pm_radius=pm_radius, parallax_centre=cat["parallax"],
+                     parallax_halfwidth=plx_half, g_max=g_max, where=where, adql=adql, flags=tuple(flags))
+
+
+def query_cone(name: str, members: pd.DataFrame | None = None, radius_pc: float = 50.0, n_sigma: float = 10.0,
+               g_max: float | None = 18.0, cache: bool = True, show_query: bool = True) -> pd.DataFrame:
+    """Fetch spec A2's cone of a cluster from the Gaia archive (DR3), cached in the data home.
+
+    The query of :func:`cone_adql`, run by :func:`ocnb.datasets.gaia_cone_search` (astroquery; the cache key is
+    the ADQL text, so the same cone is fetched once). The result goes to :func:`prepare_cluster` as it is.
+
+    Returns
+    -------
+    DataFrame
+        The cone in ocnb's canonical column names plus the spec-A2 columns; ``attrs``: ``release`` ("DR3"),
+        ``cluster``, ``citation`` (Gaia DR3 and the query), ``flags`` (the cone's), ``query`` (the ADQL).
+
+    Raises
+    ------
+    ConnectionError
+        The archive cannot be reached (offline: use the shipped cones, :func:`ocnb.datasets.load_field`).
+    UnknownClusterError, TooFewMembersError, ConeError
+        As :func:`cone_adql`.
+    """
+    from ..datasets.online import gaia_cone_search
+
+    q = cone_adql(name, members=members, radius_pc=radius_pc, n_sigma=n_sigma, g_max=g_max)
+    if show_query:
+        print(q.adql)
+    cone = gaia_cone_search(q.ra, q.dec, q.radius_deg, g_max=g_max, columns=CONE_COLUMNS, cache=cache,
+                            show_query=False, where=q.where)
+    cone.attrs.update(release="DR3", cluster=q.name, query=q.adql, flags=list(q.flags),
+                      citation=f"Gaia DR3 (Gaia Collaboration 2023), archive query of spec A2 around {q.name}")
+    return cone
 
 
 # ---------------------------------------------------------------------------------------------------------------

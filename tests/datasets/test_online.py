@@ -146,6 +146,9 @@ def test_adql_defaults_and_options():
     for col in online.DEFAULT_COLUMNS:
         assert col in adql
     assert "phot_g_mean_mag < 18" in adql and "FROM gaiadr3.gaia_source" in adql
+    windows = online.gaia_adql(10, -5, 1.5, where=["abs(parallax - 1) <= 0.5", "pmra > 0"])
+    assert "  AND (abs(parallax - 1) <= 0.5)\n  AND (pmra > 0)\nORDER BY source_id" in windows
+    assert online.gaia_adql(10, -5, 1.5, where="pmra > 0") == online.gaia_adql(10, -5, 1.5, where=["pmra > 0"])
     no_cut = online.gaia_adql(10, -5, 1.5, g_max=None, columns=["parallax"], table="gaiaedr3.gaia_source")
     assert "phot_g_mean_mag <" not in no_cut
     assert no_cut.startswith("SELECT source_id, ra, dec, parallax,")  # required columns added
@@ -165,6 +168,8 @@ def test_adql_defaults_and_options():
         ({"ra": 10, "dec": 0, "radius_deg": 1, "g_max": 40}, "g_max"),
         ({"ra": 10, "dec": 0, "radius_deg": 1, "columns": ["ra; DROP TABLE x"]}, "columns"),
         ({"ra": 10, "dec": 0, "radius_deg": 1, "table": "gaia source"}, "table"),
+        ({"ra": 10, "dec": 0, "radius_deg": 1, "where": ["parallax > 1; DROP TABLE x"]}, "where"),
+        ({"ra": 10, "dec": 0, "radius_deg": 1, "where": [""]}, "where"),
     ],
 )
 def test_adql_rejects_bad_arguments(kwargs, name):

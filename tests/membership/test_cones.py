@@ -338,3 +338,90 @@ def test_isochrone_bad_distance():
 def test_catalogue_unknown(name):
     with pytest.raises(UnknownClusterError):
         catalogue_parameters(name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# spec A2: the archive query (text only; the fetch goes through ocnb.datasets.gaia_cone_search)
+# ---------------------------------------------------------------------------------------------------------------
+def test_cone_adql_is_spec_a2():
+    from ocnb.datasets import load_members
+    from ocnb.membership.cones import CONE_COLUMNS, cone_adql
+
+    q = cone_adql("NGC 2360")
+    cat = catalogue_parameters("NGC 2360")
+    mem = load_members("NGC 2360")
+    s_pm = np.sqrt((mem["pmra"].std(ddof=0) ** 2 + mem["pmdec"].std(ddof=0) ** 2) / 2)
+    assert q.radius_deg == pytest.approx(np.degrees(50 / cat["dist_pc"]))
+    assert q.pm_radius == pytest.approx(10 * s_pm)
+    assert q.parallax_halfwidth == pytest.approx(10 * mem["parallax"].std(ddof=0))
+    assert q.pm_centre == (cat["pmra"], cat["pmdec"]) and q.parallax_centre == cat["parallax"] and q.flags == ()
+    text = q.adql
+    assert "FROM gaiadr3.gaia_source" in text and "phot_g_mean_mag < 18" in text
+    assert f"AND (abs(parallax - {cat['parallax']:g}) <= " in text
+    assert f"AND (sqrt(power(pmra - {cat['pmra']:g}, 2) + power(pmdec - {cat['pmdec']:g}, 2)) <= " in text
+    assert "AND (phot_g_n_obs <> 0 AND phot_bp_n_obs <> 0 AND phot_rp_n_obs <> 0)" in text
+    assert all(c in text.split("FROM")[0] for c in CONE_COLUMNS)
+    # a tighter window and no magnitude cut; a nearby cluster's 50 pc is capped at 10 deg, flagged
+    assert cone_adql("NGC 2360", n_sigma=5, g_max=None).pm_radius == pytest.approx(5 * s_pm)
+    assert "phot_g_mean_mag <" not in cone_adql("NGC 2360", g_max=None).adql
+    near = cone_adql("Hyades")
+    assert near.radius_deg == 10.0 and near.flags[0].startswith("cone radius 61.0 deg")
+
+
+def test_query_cone_runs_through_the_cached_archive_layer(monkeypatch, capsys):
+    from ocnb.datasets import online
+    from ocnb.membership.cones import CONE_COLUMNS, cone_adql, query_cone
+
+    calls = []
+
+    def fake(ra, dec, radius_deg, **kw):
+        calls.append((ra, dec, radius_deg, kw))
+        return pd.DataFrame({"source_id": [1, 2]})
+
+    monkeypatch.setattr(online, "gaia_cone_search", fake)
+    cone = query_cone("NGC 2360", radius_pc=20)
+    q = cone_adql("NGC 2360", radius_pc=20)
+    ((ra, dec, radius, kw),) = calls
+    assert (ra, dec, radius) == (q.ra, q.dec, q.radius_deg)
+    assert kw["where"] == q.where and tuple(kw["columns"]) == CONE_COLUMNS and kw["cache"] is True
+    assert q.adql in capsys.readouterr().out
+    assert cone.attrs["release"] == "DR3" and cone.attrs["cluster"] == "NGC 2360" and cone.attrs["query"] == q.adql
+
+
+CONE_BAD = [
+    pytest.param(dict(name="NGC 99999"), UnknownClusterError, r"NGC 99999", id="unknown-cluster"),
+    pytest.param(dict(name="NGC 2360", radius_pc=0), ConeError, r"radius_pc must be a finite number > 0 pc",
+                 id="radius-zero"),
+    pytest.param(dict(name="NGC 2360", n_sigma=float("nan")), ConeError, r"n_sigma must be a finite", id="n-sigma-nan"),
+    pytest.param(dict(name="NGC 2360", members="NGC 2360"), ConeError, r"member table \(DataFrame\)", id="not-a-table"),
+    pytest.param(dict(name="NGC 2360", members=pd.DataFrame({"pmra": [1.0]})), ConeError,
+                 r"lacks \['pmdec', 'parallax'\]", id="missing-columns"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), CONE_BAD)
+def test_cone_adql_bad_input(kwargs, exc, match):
+    from ocnb.membership.cones import cone_adql
+
+    with pytest.raises(exc, match=match):
+        cone_adql(**kwargs)
+
+
+def test_cone_adql_needs_ten_members():
+    from ocnb.datasets import load_members
+    from ocnb.membership.cones import TooFewMembersError, cone_adql
+
+    few = load_members("NGC 2360").head(12).copy()
+    few.loc[few.index[:3], "parallax"] = np.nan
+    with pytest.raises(TooFewMembersError, match=r"NGC 2360: 9 member\(s\) with finite pmra, pmdec, parallax"):
+        cone_adql("NGC 2360", members=few)
+
+
+@pytest.mark.network
+def test_network_query_cone_prepares():
+    from ocnb.membership.cones import query_cone
+
+    cone = query_cone("NGC 2360", radius_pc=1.0, g_max=13.0, show_query=False)
+    prepared = prepare_cone(cone)
+    assert len(prepared) > 5 and prepared.attrs["release"] == "DR3"
+    assert "no correlations: diagonal covariance" not in prepared.attrs["flags"]
