@@ -386,12 +386,15 @@ def test_bench_membership_fast_path_via_run_py(capsys):
     if missing:
         pytest.skip(f"bench_membership needs {missing}, which does not exist yet")
     run = _load(ROOT / "benchmarks" / "run.py", "bench_run_membership_fast")
+    bench = _load(ROOT / "benchmarks" / "bench_membership.py", "bench_membership_tiling")
     run.main(["--fast", "membership"])  # exit status = targets met: timing-dependent, not asserted here
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "bench_membership |" in ln]
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert "candidates × 100 draws" in lines[0] and "per-star loop" in lines[0]
-    assert "training epoch" in lines[1]
-    bench = _load(ROOT / "benchmarks" / "bench_membership.py", "bench_membership_tiling")
+    assert "compute floor of 10⁵ × 100 evaluations: 3.9 TFLOP" in lines[1] and "GFLOP/s" in lines[1]
+    assert "training epoch" in lines[2]
+    assert bench.flops_per_instance() == 387_200  # 10 rows x (13->64 + 4 x 64->64) + pooled rows + head
+    assert 1 < bench.gemm_gflops(n_rows=4096, repeats=2) < 1e5
     prepared = bench._prepared()
     big = bench.tiled(prepared, 700)
     assert int(big.selection.is_candidate.sum()) == 700 and len(big.cone) == len(big.features)
