@@ -195,7 +195,7 @@ ax.set_title("validation clusters (SIMULATED fields)")
 # the candidates of the validation clusters, in *fresh* simulated fields with all their members
 # (`training.calibration_clusters`; never Blanco 1). The table measures it honestly, **leaving one cluster out**:
 # each cluster's calibrated scores come from a map fitted on the other clusters only. The map keeps the ranking of
-# the stars; it depends on the share of members among the candidates of its clusters (here 63–94 %, Blanco 1's
+# the stars; it depends on the share of members among the candidates of its clusters (here 65–91 %, Blanco 1's
 # cone 88 %). `membership_probability(..., calibrated=False)` gives the raw vote fraction.
 
 # %%
