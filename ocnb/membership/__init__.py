@@ -2,7 +2,8 @@
 
 A network learns from many clusters what members look like relative to a small support set of known
 members, then scores every candidate of a Gaia cone; a star's membership probability is the fraction of
-draws from its astrometric/photometric errors that the network calls a member.
+draws from its astrometric/photometric errors that the network calls a member (mapped to a calibrated
+probability by an isotonic map fitted on held-out clusters, an ocnb addition).
 
 Sub-modules, one concern each (names are re-exported here and imported on first use, so that
 ``ocnb.membership.select_candidates`` does not import Keras):

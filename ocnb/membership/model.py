@@ -26,8 +26,10 @@ applies to the gradient including the L2 term.
 (or :meth:`~DeepSetsMembership.fit_arrays` on ready (N, 10, 13) arrays), :meth:`~DeepSetsMembership.predict_logits`,
 :meth:`~DeepSetsMembership.predict_proba` (membership probabilities from error draws, Sect. 3.4, via
 :func:`ocnb.membership.probability.membership_probability`), :meth:`~DeepSetsMembership.save` /
-:meth:`~DeepSetsMembership.load` through :mod:`ocnb.store`, and :meth:`~DeepSetsMembership.pretrained`: the
-authors' released DS10_v02 / DS10_v01 weights (:mod:`ocnb.membership.pretrained`).
+:meth:`~DeepSetsMembership.load` through :mod:`ocnb.store`, :meth:`~DeepSetsMembership.calibrate` (the isotonic
+map of the vote fractions fitted on held-out clusters, :mod:`ocnb.membership.calibration`), and
+:meth:`~DeepSetsMembership.pretrained`: the authors' released DS10_v02 / DS10_v01 weights
+(:mod:`ocnb.membership.pretrained`).
 
 Keras is imported on first use, not when this module is imported.
 """
