@@ -11,7 +11,8 @@ Sub-modules, one concern each (names are re-exported here and imported on first 
                :func:`quality_class`, :func:`mu_dist`
 ``refine``     the synthetic-CMD likelihood refinement (binaries, field, each star's errors; importance
                sampling with ESS and flags): :func:`refine`, :class:`RefineSettings`
-``refine_calibration``  systematic floors of the refined intervals, measured on mismatched SIMULATED clusters
+``refine_calibration``  systematic floors of the refined intervals: measured on mismatched SIMULATED clusters,
+                        and the scatter between published catalogues' fits of real clusters
 ``trust``      quality classes beyond μ_dist: out-of-distribution test, parallax–CMD checks (:func:`assess`)
 ``peers``      reading the ASteCA benchmark's JSON (tables, verdicts, figures)
 ``gradient``   Table 2 data and fits (Sect. 5) with :mod:`ocnb.stats`: :func:`fit_metallicity_gradient`

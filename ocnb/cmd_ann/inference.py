@@ -683,14 +683,18 @@ def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str
     mode, refinement = "fast", None
     if refine:
         from .refine import refine as _refine
-        from .refine_calibration import systematic_floors
+        from .refine_calibration import literature_floors, systematic_floors
 
         settings = refine_settings or RefineSettings(seed=seed)
         refinement = _refine(table, mean, 4.0 * cov_cal, parallax=cp if use_plx else None, settings=settings)
         rs = refinement.summary
-        # The calibrated interval adds the systematic floor measured on mismatched simulated clusters
-        # (ocnb.cmd_ann.refine_calibration) to the posterior's own width, in quadrature.
-        floors, floor_note = systematic_floors(settings)
+        # The calibrated interval adds, in quadrature, to the posterior's own width the systematic floor measured
+        # on mismatched simulated clusters and the scatter between published fits of real clusters
+        # (ocnb.cmd_ann.refine_calibration): two independent sources of model error.
+        sim_floors, sim_note = systematic_floors(settings)
+        lit_floors, lit_note = literature_floors()
+        floors = {k: float(np.hypot(sim_floors[k], lit_floors[k])) for k in LABELS}
+        floor_note = f"{sim_note}; {lit_note}"
         floor = pd.Series(floors).loc[list(LABELS)]
         summary = pd.DataFrame({"mean": rs["mean"], "std": rs["std"], "p16": rs["p16"], "p50": rs["p50"],
                                 "p84": rs["p84"],
@@ -698,7 +702,8 @@ def estimate(members: pd.DataFrame, model: CavalloModel | None = None, name: str
                                 "hi_cal": rs["p50"] + np.hypot(rs["p84"] - rs["p50"], floor),
                                 "at_bound": rs["at_bound"]}).loc[list(LABELS)]
         prediction = EnsemblePrediction(refinement.draws(100, seed=seed)[None], index=pred.index)
-        flags["refine"] = {**refinement.to_dict(), "systematic_floor": floors, "floor_note": floor_note}
+        flags["refine"] = {**refinement.to_dict(), "systematic_floor": floors, "floor_note": floor_note,
+                           "floor_parts": {"simulated": sim_floors, "literature": lit_floors}}
         mode = "refined"
     params = {k: float(summary.loc[k, "p50"]) for k in LABELS}
     mu = mu_dist(table, params, scales, xy=cmd1)

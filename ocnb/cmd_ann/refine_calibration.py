@@ -19,7 +19,16 @@ p50 ± √(σ_post² + σ_sys²) contains the truth in 68.3 % of these clusters.
 (with the settings, seed and the coverage before and after), which :func:`systematic_floors` reads.
 
 This cannot capture what no simulator knows (PARSEC's own errors, rotation, a member list's
-contamination); the peer benchmark on real clusters says how far that goes.
+contamination). For that the interval also adds a **literature floor** (:func:`literature_floors`):
+how much published isochrone fits of the same real clusters disagree with each other — the median
+scatter between Hunt & Reffert (2023), Cavallo et al. (2024), Cantat-Gaudin et al. (2020) and Dias
+et al. (2021) over the ~1,800 clusters with at least 100 members
+(:func:`ocnb.datasets.literature_scatter`), one global number per parameter, never fitted to the
+benchmark's clusters or to ocnb's residuals. ocnb's refined fit is one more fit of that kind, so its
+age, [Fe/H] and A_V carry systematics of that size. The distance modulus gets none: the refinement
+anchors it on the members' parallax (zero point and its uncertainty in the likelihood), while the
+catalogues' scatter in dMod is that of photometric distances. ``tools/literature_floors.py`` writes
+the shipped table ``ocnb/cmd_ann/literature_floors.json``.
 """
 
 from __future__ import annotations
@@ -35,7 +44,12 @@ import pandas as pd
 from .refine import LABELS, RefineSettings
 
 __all__ = ["MISMATCH", "calibration_clusters", "calibrate_refinement", "systematic_floors", "floors_path",
-           "settings_digest"]
+           "settings_digest", "literature_floors", "literature_floors_path", "measure_literature_floors",
+           "LITERATURE_FLOOR_PARAMETERS"]
+
+#: Parameters that get the literature floor (dMod is parallax-anchored; see the module docstring).
+LITERATURE_FLOOR_PARAMETERS = ("log_age", "feh", "a_v")
+LITERATURE_FLOORS_FORMAT = "ocnb.cmd_ann.literature_floors/1"
 
 #: The mismatched ingredients (see the module docstring); one group of clusters per (binary fraction,
 #: differential extinction, field fraction), all with the Kroupa mass function and the F99 law.
@@ -181,3 +195,41 @@ def systematic_floors(settings: RefineSettings | None = None) -> tuple[dict, str
                                           f"({data.get('settings_digest')} ≠ {settings_digest(settings)})")
     return {k: float(data["floors"][k]) for k in LABELS}, (
         f"systematic floors from {data['n_used']} mismatched simulated clusters ({path.name})")
+
+
+def literature_floors_path() -> Path:
+    """The shipped literature-floor table."""
+    return Path(__file__).resolve().with_name("literature_floors.json")
+
+
+def measure_literature_floors(min_members: int = 100) -> dict:
+    """The literature floors from the shipped catalogues (:func:`ocnb.datasets.literature_scatter`).
+
+    Returns the table ``tools/literature_floors.py`` writes: ``floors`` {label: σ}, the ``scatter`` per
+    parameter (median std, clusters, values), ``catalogs``, ``min_members`` and why dMod gets none.
+    """
+    from ..datasets import literature_scatter
+
+    sc = literature_scatter(min_members=min_members)
+    floors = {k: (float(sc.loc[k, "median_std"]) if k in LITERATURE_FLOOR_PARAMETERS else 0.0) for k in LABELS}
+    return {"format": LITERATURE_FLOORS_FORMAT, "floors": floors,
+            "scatter": {k: {"median_std": float(sc.loc[k, "median_std"]), "n_clusters": int(sc.loc[k, "n_clusters"]),
+                            "n_values": int(sc.loc[k, "n_values"])} for k in sc.index},
+            "catalogs": list(sc.attrs["catalogs"]), "min_members": int(min_members),
+            "not_applied": {"dist_mod": "anchored on the members' parallax; the catalogues' dMod scatter is that of "
+                                        "photometric distances"}}
+
+
+def literature_floors() -> tuple[dict, str]:
+    """The shipped literature floors {label: σ} and a note; zeros with a note when the table is missing."""
+    path = literature_floors_path()
+    if not path.exists():
+        return dict.fromkeys(LABELS, 0.0), (f"no literature floors: {path.name} is missing "
+                                            "(run tools/literature_floors.py)")
+    data = json.loads(path.read_text())
+    if data.get("format") != LITERATURE_FLOORS_FORMAT:
+        return dict.fromkeys(LABELS, 0.0), f"no literature floors: {path.name} has format {data.get('format')!r}"
+    floors = {k: float(data["floors"].get(k, 0.0)) for k in LABELS}
+    n = max(int(v.get("n_clusters", 0)) for v in data.get("scatter", {}).values()) if data.get("scatter") else 0
+    return floors, (f"literature floors: median scatter between {', '.join(data.get('catalogs', []))} over {n} "
+                    f"clusters with >= {data.get('min_members')} members ({path.name}; none on dMod)")

@@ -17,7 +17,7 @@ import importlib
 from . import members as _members
 from . import spectra as _spectra
 from ._registry import data_path, list_datasets, package_data_dir, provenance, registry, verify
-from .catalogs import available_catalogs, literature_parameters, load_catalog, load_clusters
+from .catalogs import available_catalogs, literature_parameters, literature_scatter, load_catalog, load_clusters
 from .members import (
     CONE_SELECTIONS,
     CORR_COLUMNS,
@@ -70,6 +70,7 @@ __all__ = [
     "load_catalog",
     "load_clusters",
     "literature_parameters",
+    "literature_scatter",
     # members and fields, spectra: as those modules list them
     *_members.__all__,
     *_spectra.__all__,

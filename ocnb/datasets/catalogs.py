@@ -21,6 +21,7 @@ __all__ = [
     "load_catalog",
     "load_clusters",
     "literature_parameters",
+    "literature_scatter",
     "LITERATURE_COLUMNS",
 ]
 
@@ -331,4 +332,61 @@ def literature_parameters(
     for c in LITERATURE_COLUMNS[1:-1]:
         out[c] = out[c].astype(float)
     out.attrs["cluster"] = canonical
+    return out
+
+
+def literature_scatter(catalogs=("HUNT2023", "CAVALLO2024", "CANTAT2020", "DIAS2021"), min_members: int = 100,
+                       data_dir=None) -> pd.DataFrame:
+    """How much published isochrone fits of the same clusters disagree: the scatter between catalogues.
+
+    For every cluster listed by at least two of ``catalogs`` (matched by canonical name) and with at least
+    ``min_members`` members in Hunt & Reffert (2023) (``N``; well-populated clusters, as fitted in practice),
+    the standard deviation (ddof 1) of each parameter across the catalogues; then, per parameter, the median
+    over clusters. It measures the systematic disagreement between methods fitting the same Gaia data with
+    different isochrones, priors and member lists — the size of error any one more such fit carries.
+
+    Parameters
+    ----------
+    catalogs : sequence of str
+        At least two catalogues of :func:`literature_parameters`.
+    min_members : int
+        Keep clusters with HUNT2023 ``N`` ≥ this (0: every cluster, HUNT2023 or not).
+
+    Returns
+    -------
+    DataFrame
+        Index ``log_age`` [dex], ``feh`` [dex], ``a_v`` [mag], ``dist_mod`` [mag]; columns ``median_std``,
+        ``n_clusters`` (clusters with ≥ 2 values), ``n_values`` (catalogue values used). ``attrs``: the
+        ``catalogs`` and ``min_members``.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two catalogues, or ``min_members`` not an integer ≥ 0.
+    """
+    ids = [_catalog_id(c) for c in catalogs]
+    if len(set(ids)) < 2:
+        raise ValueError(f"literature_scatter needs at least two different catalogues, got {list(catalogs)}")
+    if isinstance(min_members, bool) or not isinstance(min_members, (int, np.integer)) or min_members < 0:
+        raise ValueError(f"min_members must be an integer >= 0, got {min_members!r}")
+    params = ["log_age", "feh", "a_v", "dist_mod"]
+    frames = []
+    for cid in dict.fromkeys(ids):
+        df = load_catalog(cid, data_dir=data_dir)
+        values = pd.DataFrame([_extract(cid, r) for _, r in df.iterrows()], index=df.index)[params]
+        values["name"] = df["name"].to_numpy()
+        frames.append(values.drop_duplicates("name"))
+    values = pd.concat(frames, ignore_index=True)
+    if min_members > 0:
+        hunt = load_catalog("HUNT2023", data_dir=data_dir).drop_duplicates("name").set_index("name")["N"]
+        values = values[values["name"].map(hunt).fillna(-1).to_numpy() >= min_members]
+    rows = {}
+    for p in params:
+        by = values.dropna(subset=[p]).groupby("name")[p]
+        n = by.count()
+        std = by.std(ddof=1)[n >= 2]
+        rows[p] = {"median_std": float(std.median()) if len(std) else float("nan"), "n_clusters": len(std),
+                   "n_values": int(n[n >= 2].sum())}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.attrs.update(catalogs=list(dict.fromkeys(ids)), min_members=int(min_members))
     return out

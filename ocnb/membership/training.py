@@ -196,7 +196,7 @@ def calibration_clusters(preset: str = "laptop", seed: int = 0, progress: bool |
     """The held-out clusters the probabilities are calibrated on: the validation clusters of
     :func:`training_clusters` in fresh SIMULATED fields (field seeds offset by 10,000, so not the cones that
     drove early stopping), with **all** their members: the calibration map depends on the share of members
-    among the candidates, which the FAST preset's 300-member cap would halve (48 % instead of 63–70 %). The
+    among the candidates, which the FAST preset's 300-member cap would lower (48 % instead of 65–71 %). The
     network never trains on these clusters' members."""
     rel = _release(release)
     _, val_names = split_clusters(training_cluster_names(preset))

@@ -159,3 +159,28 @@ def test_calibration_parallax_stand_in_is_a_gaussian_on_dist_mod():
     p = rc._Parallax(10.0, 0.05)
     assert p.dist_mod() == 10.0 and p.dist_mod_sigma() == 0.05
     np.testing.assert_allclose(p.loglike([10.0, 10.05, 9.9]), [0.0, -0.5, -2.0])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# literature floors: the scatter between published fits of real clusters
+# ---------------------------------------------------------------------------------------------------------------
+def test_the_shipped_literature_floors_are_the_catalogues_scatter():
+    """The shipped table equals a fresh measurement from the shipped catalogues (a few seconds)."""
+    doc = json.loads(rc.literature_floors_path().read_text())
+    fresh = rc.measure_literature_floors(min_members=doc["min_members"])
+    assert fresh["floors"] == pytest.approx(doc["floors"], rel=1e-12), "rerun tools/literature_floors.py"
+    assert fresh["scatter"] == doc["scatter"] and fresh["catalogs"] == doc["catalogs"]
+    floors, note = rc.literature_floors()
+    assert floors["dist_mod"] == 0.0 and set(floors) == set(LABELS)
+    # isochrone fits of the same clusters disagree by about 0.1-0.3 dex / mag: a measured, not a chosen, number
+    assert all(0.1 < floors[k] < 0.3 for k in rc.LITERATURE_FLOOR_PARAMETERS), floors
+    assert doc["scatter"]["log_age"]["n_clusters"] > 1000 and "clusters with >= 100 members" in note
+
+
+def test_literature_floors_are_zero_with_a_note_without_a_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(rc, "literature_floors_path", lambda: tmp_path / "literature_floors.json")
+    floors, note = rc.literature_floors()
+    assert floors == dict.fromkeys(LABELS, 0.0) and "tools/literature_floors.py" in note
+    (tmp_path / "literature_floors.json").write_text(json.dumps({"format": "other/1", "floors": {"log_age": 1}}))
+    floors, note = rc.literature_floors()
+    assert floors == dict.fromkeys(LABELS, 0.0) and "format 'other/1'" in note

@@ -156,3 +156,16 @@ def test_pleiades_parameters_and_missing_catalogue():
     assert len(ds.literature_parameters("Pleiades", catalogs=("MALHOTRA2026",))) == 0
     with pytest.raises(UnknownClusterError):
         ds.literature_parameters("Plejaden 99")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"catalogs": ("HUNT2023",)}, "at least two different catalogues"),
+    ({"catalogs": ("HUNT2023", "HR23")}, "at least two different catalogues"),
+    ({"min_members": -1}, "min_members must be an integer >= 0"),
+    ({"min_members": 2.5}, "min_members must be an integer >= 0"),
+])
+def test_literature_scatter_bad_input(kwargs, match):
+    from ocnb.datasets import literature_scatter
+
+    with pytest.raises(ValueError, match=match):
+        literature_scatter(**kwargs)
