@@ -40,11 +40,12 @@
 # sight, velocity ellipsoids, real Gaia DR3 error/correlation distributions) — every such table is labelled
 # *simulated* below. Blanco 1 never enters training or validation.
 #
-# **Runtime.** FAST mode (`OCNB_FAST=1`, the tests): 45 s measured in the test suite of a fresh clone on 2 CPU
-# cores; from an empty data home it first simulates eight training fields and trains a small model (and notebook
-# 01's small Gaia-only estimator for section 9): measured 7 min on a heavily loaded 2-core machine. Full mode: the
-# `laptop` preset (12 clusters, early stopping on validation F1) trains once in about 10 min on 2 cores (measured
-# 10.6 min under load) and is cached in the data home. CPU by default; a GPU is used when Keras sees one.
+# **Runtime.** FAST mode (`OCNB_FAST=1`, the tests): 38 s measured in a fresh clone on 2 idle CPU cores with the
+# test suite's data home; from an empty data home 2.0 min, as it first simulates eight training fields, trains and
+# calibrates a small model (and notebook 01's small Gaia-only estimator for section 9). Full mode: the `laptop`
+# preset (12 clusters, early stopping on validation F1) trains once in 2–3 min on 2 idle cores (seeds 1 and 2:
+# 185 s and 134 s with their fields, the calibration ~10 s more; 10.6 min on a loaded machine) and is cached in the
+# data home. CPU by default; a GPU is used when Keras sees one.
 #
 
 # %%
