@@ -17,6 +17,8 @@ package does not know where a checkout is, and works installed without one):
   method's 16–84 interval contains the literature mean, speed ratios and (schema 2) issue 14's
   verdicts "ocnb refined no worse than the better ASteCA setting";
 * :func:`mode_table` — that summary as one small table for the notebook;
+* :func:`with_current_floors` — a run's refined intervals rebuilt with the systematic floors ocnb ships now
+  (the fits, medians and posterior widths are the run's; only the floor added in quadrature changes);
 * :func:`plot_peer_comparison` — the notebook figure (matplotlib).
 
 Schema-1 files give exactly the tables and keys of issue 9 (``ocnb_*`` / ``asteca_*`` columns).
@@ -52,6 +54,7 @@ __all__ = [
     "timing_table",
     "summarize",
     "plot_peer_comparison",
+    "with_current_floors",
 ]
 
 #: Parameters compared, ocnb names (ASteCA's met, loga, Av, dm are mapped onto them).
@@ -960,3 +963,48 @@ def plot_peer_comparison(results: dict, fig=None, methods=None):
         fontsize=10,
     )
     return fig
+
+
+def with_current_floors(results: dict) -> dict:
+    """The run's results with each refined interval rebuilt with the floors ocnb ships now.
+
+    A refined interval is p50 ∓ √((p50 − p16_posterior)² + floor²) (:func:`ocnb.cmd_ann.estimate`); the run
+    recorded p50 and the posterior's own percentiles (``raw_p16``, ``raw_p84``) and the simulated-mismatch floor
+    it used, so the interval with today's floors — that floor plus the literature floor of
+    :func:`ocnb.cmd_ann.refine_calibration.literature_floors`, in quadrature — follows exactly, without refitting.
+    Nothing else changes (estimates, times, ASteCA). The copy says so in ``results["derived"]``; a schema-1 file or
+    a refined record without ``raw_p16``/``raw_p84`` is returned unchanged (with a note in ``derived``).
+
+    Returns
+    -------
+    dict
+        A deep copy of ``results``.
+    """
+    import copy
+
+    from .refine_calibration import literature_floors
+
+    _check_results(results, "with_current_floors")
+    out = copy.deepcopy(results)
+    lit, note = literature_floors()
+    n = 0
+    for rec in out.get("clusters", []):
+        for m in ("ocnb_refined", "ocnb"):
+            r = rec.get(m)
+            if not isinstance(r, dict) or r.get("mode") != "refined" or not _ok(rec, m):
+                continue
+            raw16, raw84, p50 = r.get("raw_p16"), r.get("raw_p84"), r.get("p50")
+            sim = ((r.get("refine") or {}).get("systematic_floor")) or {}
+            if not (isinstance(raw16, dict) and isinstance(raw84, dict) and isinstance(p50, dict)):
+                continue
+            for k in PARAMS:
+                if k not in p50 or k not in raw16 or k not in raw84:
+                    continue
+                floor = float(np.hypot(float(sim.get(k, 0.0)), lit.get(k, 0.0)))
+                r["p16"][k] = p50[k] - float(np.hypot(p50[k] - raw16[k], floor))
+                r["p84"][k] = p50[k] + float(np.hypot(raw84[k] - p50[k], floor))
+            if m == "ocnb_refined":
+                n += 1
+    out["derived"] = (f"refined intervals of {n} clusters rebuilt with the current floors ({note}); the fits are "
+                      f"those of the run of {results.get('created', '?')}, not rerun")
+    return out

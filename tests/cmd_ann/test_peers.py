@@ -488,3 +488,33 @@ BAD_SCHEMA2_FILES = [
 def test_bad_schema2_files(tmp_path, name, content, pattern):
     with pytest.raises(ValueError, match=pattern):
         peers.load_peer_results(_write(tmp_path, "r.json", json.dumps(content)))
+
+
+def test_with_current_floors_rebuilds_only_the_refined_intervals(results2):
+    from ocnb.cmd_ann.refine_calibration import literature_floors
+
+    lit, _ = literature_floors()
+    for rec in results2["clusters"]:
+        r = rec["ocnb_refined"]
+        r["mode"] = "refined"
+        r["raw_p16"] = {k: v - 0.02 for k, v in r["p50"].items()}   # a narrow posterior ...
+        r["raw_p84"] = {k: v + 0.03 for k, v in r["p50"].items()}
+        r["refine"] = {"systematic_floor": {"log_age": 0.0, "feh": 0.05, "a_v": 0.0, "dist_mod": 0.0}}
+    before = peers.summarize(results2)
+    out = peers.with_current_floors(results2)
+    assert "rebuilt with the current floors" in out["derived"] and "not rerun" in out["derived"]
+    c0 = out["clusters"][0]["ocnb_refined"]
+    p50 = c0["p50"]
+    # ... widened by the literature floor (none on dMod) in quadrature with the run's own floor
+    assert c0["p16"]["log_age"] == pytest.approx(p50["log_age"] - np.hypot(0.02, lit["log_age"]))
+    assert c0["p84"]["feh"] == pytest.approx(p50["feh"] + np.hypot(0.03, np.hypot(0.05, lit["feh"])))
+    assert c0["p16"]["dist_mod"] == pytest.approx(p50["dist_mod"] - 0.02)
+    # estimates, other methods and the input are untouched
+    assert out["clusters"][0]["asteca_wide"] == results2["clusters"][0]["asteca_wide"]
+    assert results2["clusters"][0]["ocnb_refined"]["p16"]["log_age"] == pytest.approx(p50["log_age"] - 0.12)
+    after = peers.summarize(out)
+    for k in peers.PARAMS:
+        assert after["per_param"][k]["median_absdiff_ocnb_refined"] == before["per_param"][k][
+            "median_absdiff_ocnb_refined"]
+    # log age: |Δ| 0.05, 0.10, 0.15 inside ±hypot(0.02, ~0.17): all three now covered
+    assert after["per_param"]["log_age"]["n_covered_ocnb_refined"] == 3
