@@ -273,6 +273,17 @@ class ConeQuery:
     flags: tuple[str, ...] = ()
 
 
+def a2_dispersions(members: pd.DataFrame) -> tuple[float, float]:
+    """Spec A2's window scales from a member list: σ_pm = sqrt((s_μα*² + s_μδ²)/2) [mas/yr] and s_ϖ [mas].
+
+    Population standard deviations (ddof 0, spec A4) of ``pmra``, ``pmdec`` and ``parallax`` over the members
+    with all three finite; the windows of the cone are ``n_sigma`` times these (spec: 10).
+    """
+    astro = members[["pmra", "pmdec", "parallax"]].to_numpy(float)
+    astro = astro[np.isfinite(astro).all(axis=1)]
+    return float(np.sqrt((astro[:, 0].std() ** 2 + astro[:, 1].std() ** 2) / 2)), float(astro[:, 2].std())
+
+
 def cone_adql(name: str, members: pd.DataFrame | None = None, radius_pc: float = 50.0, n_sigma: float = 10.0,
               g_max: float | None = 18.0, table: str = "gaiadr3.gaia_source") -> ConeQuery:
     """Spec A2's archive query of a cluster's cone (vG23 Sect. 2.1), as text: nothing is fetched.
@@ -310,6 +321,7 @@ def cone_adql(name: str, members: pd.DataFrame | None = None, radius_pc: float =
         ``pmdec``, ``parallax``.
     """
     from ..datasets import load_members
+    from ..datasets.online import _num as num  # the archive layer's fixed number format: stable ADQL, stable cache key
     from ..datasets.online import gaia_adql
 
     for label, value, unit in (("radius_pc", radius_pc, "pc"), ("n_sigma", n_sigma, "")):
@@ -324,14 +336,12 @@ def cone_adql(name: str, members: pd.DataFrame | None = None, radius_pc: float =
     if missing:
         raise ConeError(f"the member table of {cat['name']} lacks {missing} (mas/yr, mas): the windows of spec A2 "
                         "are set by the members' dispersions")
-    astro = members[["pmra", "pmdec", "parallax"]].to_numpy(float)
-    astro = astro[np.isfinite(astro).all(axis=1)]
-    if len(astro) < 10:
-        raise TooFewMembersError(f"{cat['name']}: {len(astro)} member(s) with finite pmra, pmdec, parallax; at "
+    n_finite = int(np.isfinite(members[["pmra", "pmdec", "parallax"]].to_numpy(float)).all(axis=1).sum())
+    if n_finite < 10:
+        raise TooFewMembersError(f"{cat['name']}: {n_finite} member(s) with finite pmra, pmdec, parallax; at "
                                  "least 10 are needed for the dispersions that set the cone's windows")
     flags = []
-    s_pm = float(np.sqrt((astro[:, 0].std() ** 2 + astro[:, 1].std() ** 2) / 2))
-    s_plx = float(astro[:, 2].std())
+    s_pm, s_plx = a2_dispersions(members)
     radius_deg = float(np.degrees(float(radius_pc) / cat["dist_pc"]))
     if radius_deg > MAX_CONE_DEG:
         flags.append(f"cone radius {radius_deg:.1f} deg (= {radius_pc:g} pc at {cat['dist_pc']:.0f} pc) capped at "
@@ -339,9 +349,6 @@ def cone_adql(name: str, members: pd.DataFrame | None = None, radius_pc: float =
         radius_deg = MAX_CONE_DEG
     ra = cat["ra"] + 360.0 if cat["ra"] < 0 else cat["ra"]
     pm_radius, plx_half = float(n_sigma) * s_pm, float(n_sigma) * s_plx
-
-    def num(x):
-        return f"{x:.6f}".rstrip("0").rstrip(".")
 
     where = (f"abs(parallax - {num(cat['parallax'])}) <= {num(plx_half)}",
              f"sqrt(power(pmra - {num(cat['pmra'])}, 2) + power(pmdec - {num(cat['pmdec'])}, 2)) <= "

@@ -1264,8 +1264,9 @@ def embed_cluster(members=None, cluster_name: str | None = None, seed: int = 0, 
         radius_deg = 10.0
     # the members' means and population dispersions (ddof = 0), spec A4
     plx_c, pmra_c, pmdec_c = (float(mem[c].mean()) for c in ("parallax", "pmra", "pmdec"))
-    s_pm = math.sqrt((float(mem["pmra"].std(ddof=0)) ** 2 + float(mem["pmdec"].std(ddof=0)) ** 2) / 2)
-    s_plx = float(mem["parallax"].std(ddof=0))
+    from .cones import a2_dispersions
+
+    s_pm, s_plx = a2_dispersions(mem)  # mem has finite astrometry (checked above)
     pm_box = (pmra_c, pmdec_c, n_sigma * s_pm) if cone_cuts else None
     plx_range = (plx_c - n_sigma * s_plx, plx_c + n_sigma * s_plx) if cone_cuts else None
     if plx_range is not None and plx_range[0] <= 0.2:
