@@ -11,6 +11,8 @@ does not import Keras and configures nothing):
 ``estimator``  the generic :class:`ANNEnsemble` (labels and their bounds are arguments) and
                :class:`EnsemblePrediction`
 ``tuning``     keras-tuner glue: :func:`tune`
+``npe``        amortised neural posterior estimation on a parameter box with BayesFlow 2:
+               :class:`BoundedNPE` (compiled batched sampling, store round trip on any backend)
 
 Coverage, calibration and SBC diagnostics of the predictions are in :mod:`ocnb.diagnostics`;
 models are saved through :mod:`ocnb.store`. A paper module adds its own labels, bounds and
@@ -28,6 +30,7 @@ _EXPORTS = {
                  "DETERMINISM_NOTE"],
     "estimator": ["ANNEnsemble", "EnsemblePrediction", "check_label_bounds"],
     "tuning": ["tune", "TuneResult"],
+    "npe": ["BoundedNPE", "NPESettings"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
