@@ -48,7 +48,9 @@ __all__ = [
     "calibrated_coverage",
     "sbc_ranks",
     "sbc_uniformity",
+    "sbc_rank_c2st",
     "plot_sbc",
+    "plot_sbc_ecdf",
     "binned_residuals",
     "brier_score",
     "reliability_curve",
@@ -302,13 +304,17 @@ def sbc_ranks(samples, y_true, labels: Sequence[str] | None = None, seed: int | 
 
 
 def sbc_uniformity(ranks: pd.DataFrame, n_samples: int | None = None, n_bins: int | None = None) -> pd.DataFrame:
-    """Chi-square test of uniform SBC ranks, per label.
+    """Chi-square and Kolmogorov–Smirnov tests of uniform SBC ranks, per label.
 
     Ranks 0 ... ``n_samples`` are grouped into ``n_bins`` equal bins (default: about n/10, at most
-    ``n_samples + 1`` and at least 2). Returns ``chi2``, ``dof``, ``p_value`` and ``n`` per label; a
-    small p-value means miscalibration (a U shape: too narrow; a hump: too wide; a slope: biased).
+    ``n_samples + 1`` and at least 2). Returns ``chi2``, ``dof``, ``p_value`` (chi-square), ``ks_stat``,
+    ``ks_p_value`` and ``n`` per label; a small p-value means miscalibration (a U shape: too narrow;
+    a hump: too wide; a slope: biased). The KS test (sbi's ``check_sbc``) compares the fractional
+    ranks (r + u)/(S + 1), u ~ U(0, 1) seeded (so that the discrete ranks become continuous), with
+    U(0, 1).
     """
     from scipy.stats import chi2 as chi2_dist
+    from scipy.stats import kstest
 
     if not isinstance(ranks, pd.DataFrame):
         ranks = pd.DataFrame(np.asarray(ranks))
@@ -332,9 +338,47 @@ def sbc_uniformity(ranks: pd.DataFrame, n_samples: int | None = None, n_bins: in
         idx = edges[ranks[lab].to_numpy().astype(int)]
         observed = np.bincount(idx, minlength=bins)
         stat = float(np.sum((observed - expected) ** 2 / expected))
+        frac = _fractional_ranks(ranks[lab].to_numpy(), s)
+        ks = kstest(frac, "uniform")
         rows.append({"label": lab, "chi2": stat, "dof": bins - 1, "p_value": float(chi2_dist.sf(stat, bins - 1)),
-                     "n": n})
+                     "ks_stat": float(ks.statistic), "ks_p_value": float(ks.pvalue), "n": n})
     return pd.DataFrame(rows).set_index("label")
+
+
+def _fractional_ranks(r: np.ndarray, s: int, seed: int = 0) -> np.ndarray:
+    """(r + u) / (S + 1), u ~ U(0, 1): discrete ranks 0 ... S spread uniformly over (0, 1) if calibrated."""
+    u = np.random.default_rng(seed).uniform(size=np.shape(r))
+    return (np.asarray(r, float) + u) / (s + 1)
+
+
+def sbc_rank_c2st(ranks: pd.DataFrame, n_samples: int | None = None, folds: int = 5, seed: int = 0) -> float:
+    """Classifier two-sample test of the joint SBC ranks against uniform ranks (sbi's rank-C2ST).
+
+    A classifier (scikit-learn ``MLPClassifier``, two hidden layers of 10 × dim units, as sbi's
+    ``c2st``) learns to tell the fractional ranks of all labels together from as many uniform
+    draws; its ``folds``-fold cross-validated accuracy is returned. 0.5: the classifier cannot tell,
+    the joint ranks look uniform; towards 1: miscalibrated (also in ways no single marginal shows).
+    """
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neural_network import MLPClassifier
+
+    if not isinstance(ranks, pd.DataFrame):
+        ranks = pd.DataFrame(np.asarray(ranks))
+    s = int(n_samples if n_samples is not None else ranks.attrs.get("n_samples", -1))
+    if s < 1:
+        raise ValueError("n_samples (the number of samples per case) is needed: pass it, or ranks from sbc_ranks()")
+    frac = _fractional_ranks(ranks.to_numpy(), s, seed)
+    if len(frac) < 2 * folds:
+        raise ValueError(f"rank-C2ST needs at least {2 * folds} cases, got {len(frac)}")
+    ref = np.random.default_rng(seed + 1).uniform(size=frac.shape)
+    x = np.concatenate([frac, ref])
+    y = np.r_[np.ones(len(frac)), np.zeros(len(ref))]
+    dim = x.shape[1]
+    clf = MLPClassifier(hidden_layer_sizes=(10 * dim, 10 * dim), max_iter=1000, solver="adam", random_state=seed)
+    from sklearn.model_selection import StratifiedKFold
+
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return float(np.mean(cross_val_score(clf, x, y, cv=cv, scoring="accuracy")))
 
 
 def plot_sbc(ranks: pd.DataFrame, n_samples: int | None = None, n_bins: int | None = None, axes=None):
@@ -362,6 +406,39 @@ def plot_sbc(ranks: pd.DataFrame, n_samples: int | None = None, n_bins: int | No
         ax.set_title(str(lab), fontsize=9)
         ax.set_xlabel("rank of the truth")
     axes[0].set_ylabel("cases")
+    return fig
+
+
+def plot_sbc_ecdf(ranks: pd.DataFrame, n_samples: int | None = None, ax=None, level: float = 0.99):
+    """ECDF of the fractional SBC ranks minus the uniform CDF, one line per label, with the ``level``
+    band of a uniform sample (Dvoretzky–Kiefer–Wolfowitz, simultaneous over the whole curve).
+
+    A calibrated posterior stays inside the band; a ∪ shape (negative then positive) means too narrow,
+    ∩ too wide, a one-sided bump a bias. Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    s = int(n_samples if n_samples is not None else ranks.attrs.get("n_samples", -1))
+    if s < 1:
+        raise ValueError("n_samples is needed: pass it, or ranks from sbc_ranks()")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    else:
+        fig = ax.figure
+    n = len(ranks)
+    eps = np.sqrt(np.log(2 / (1 - level)) / (2 * n))
+    grid = np.linspace(0, 1, 201)
+    ax.fill_between(grid, -eps, eps, color="0.88", lw=0, label=f"{100 * level:g} % band (uniform)")
+    for j, lab in enumerate(ranks.columns):
+        frac = np.sort(_fractional_ranks(ranks[lab].to_numpy(), s))
+        ecdf = np.searchsorted(frac, grid, side="right") / n
+        ax.plot(grid, ecdf - grid, color=f"C{j}", lw=1.2, label=str(lab))
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xlabel("fractional rank of the truth")
+    ax.set_ylabel("ECDF − uniform")
+    ax.legend(fontsize=7, frameon=False)
     return fig
 
 

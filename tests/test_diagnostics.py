@@ -109,6 +109,25 @@ def test_sbc_ranks_uniform_when_calibrated_and_u_shaped_when_overconfident():
     assert ends > 0.15
 
 
+def test_sbc_ks_and_rank_c2st_accept_calibrated_and_reject_biased_posteriors():
+    good_s, good_t = gaussian_case(n=1000, s=99, seed=6)
+    good = dg.sbc_ranks(good_s, good_t)
+    test = dg.sbc_uniformity(good)
+    assert (test["ks_p_value"] > 0.01).all() and (test["ks_stat"] < 0.06).all()
+    c2st_good = dg.sbc_rank_c2st(good)
+    bad_s, bad_t = gaussian_case(n=1000, s=99, width=0.5, seed=7)
+    bad = dg.sbc_ranks(bad_s, bad_t)
+    assert (dg.sbc_uniformity(bad)["ks_p_value"] < 1e-4).all()
+    c2st_bad = dg.sbc_rank_c2st(bad)
+    # 2000 cases: a chance accuracy lies within ±0.035 of 0.5 (3 sd); a U shape is easy to classify
+    assert abs(c2st_good - 0.5) < 0.05 and c2st_bad > 0.6, (c2st_good, c2st_bad)
+    fig = dg.plot_sbc_ecdf(bad)
+    assert len(fig.axes[0].lines) == 3  # two labels and the zero line
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
 def test_sbc_breaks_ties_at_random():
     samples = np.zeros((1000, 9, 1))  # every sample equals the truth (e.g. clipped at a bound)
     ranks = dg.sbc_ranks(samples, np.zeros((1000, 1)))
@@ -166,6 +185,9 @@ BAD = [
     ("negative factor", lambda: dg.calibrated_interval(S, {"y0": 1.0, "y1": -2.0}), r"finite and >= 0"),
     ("ranks without S", lambda: dg.sbc_uniformity(pd.DataFrame({"a": [1, 2]})), r"n_samples .* is needed"),
     ("ranks beyond S", lambda: dg.sbc_uniformity(pd.DataFrame({"a": [1, 12]}), n_samples=10), r"ranks must lie in 0"),
+    ("c2st without S", lambda: dg.sbc_rank_c2st(pd.DataFrame({"a": [1, 2]})), r"n_samples .* is needed"),
+    ("c2st too few", lambda: dg.sbc_rank_c2st(pd.DataFrame({"a": [1, 2]}), n_samples=5), r"at least 10 cases"),
+    ("ecdf level", lambda: dg.plot_sbc_ecdf(pd.DataFrame({"a": [1, 2]}), n_samples=5, level=2), r"level must lie"),
     ("bad estimate", lambda: dg.binned_residuals(S, T, np.ones(20), [0, 2], estimate="mode"), r"estimate must be"),
     ("member index", lambda: dg.binned_residuals(S, T, np.ones(20), [0, 2], estimate=10), r"not a member index"),
     ("binning length", lambda: dg.binned_residuals(S, T, np.ones(3), [0, 2]), r"one value per case \(20\)"),
