@@ -14,6 +14,8 @@ Modules, one concern each:
 ``clusters``       :class:`SyntheticClusters`, the container (labels + flat star arrays, save/load)
 ``population``     :func:`simulate_populations`, the vectorised generator (binaries, differential
                    extinction, field stars, parallaxes, magnitude cut) and its input checks
+``systems``        :func:`place_systems`: stars and unresolved pairs of *given* masses on the same
+                   lattice isochrones (per-system parameters instead of a mass function)
 """
 
 from __future__ import annotations
@@ -59,14 +61,15 @@ from .quality import (
     wise_quality_letter,
     wise_snr,
 )
+from .systems import StarSystems, place_systems
 
 __all__ = [
     "FIELD_DMOD_SPREAD", "FIELD_LOG_AGE", "FIELD_MH", "G_MAX", "IsochroneLattice", "LATTICE_COLUMNS",
     "MASS_FUNCTIONS", "MAX_STARS_PER_CLUSTER", "MIN_SURVIVAL", "OPTIONAL_PARAM_COLUMNS", "PARAM_COLUMNS",
     "POPULATION_PARAMETERS", "PRIOR_KEYS", "SALPETER_ALPHA", "SIGMA_A", "SIGMA_B", "SIGMA_C", "SIM_BANDS",
-    "STAR_FLOAT_COLUMNS", "SyntheticClusters", "TWOMASS_MAX_SIGMA", "TWOMASS_MIN_SNR",
+    "STAR_FLOAT_COLUMNS", "StarSystems", "SyntheticClusters", "TWOMASS_MAX_SIGMA", "TWOMASS_MIN_SNR",
     "broken_power_law_integral", "broken_power_law_inverse", "check_mass_function_values",
-    "draw_mass_function", "isochrone_lattice", "mass_function_description", "mass_function_ranges",
+    "draw_mass_function", "isochrone_lattice", "mass_function_description", "mass_function_ranges", "place_systems",
     "power_law_integral", "power_law_inverse", "salpeter_integral", "salpeter_inverse",
     "simulate_populations", "twomass_quality_letter", "twomass_snr", "twomass_usable", "wise_quality_letter",
     "wise_snr",

@@ -10,8 +10,12 @@ label differs from the isochrone used by at most step/2 per axis (0.025 dex for
 the default step 0.05, rms ≈ 0.014 dex).
 
 Lattices with ≥ 64 nodes are cached in the data home (``Cache("sim")``, keyed
-by a hash of the grid arrays, the ranges, the step and ``max_label``) and the
-last few are memoised per process.
+by a hash of the grid arrays, the ranges, the step, ``max_label`` and, when not
+the default, the columns) and the last few are memoised per process.
+
+The default columns (:data:`LATTICE_COLUMNS`) are what the cluster simulator
+needs; callers that need more of :data:`ocnb.isochrones.COLUMNS` (e.g. Ks, the
+derived WISE W1/W2, the PARSEC ``label``) pass ``columns=`` (a separate cache entry).
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ class IsochroneLattice:
     mini : ndarray
         (n_nodes, width) initial masses [M☉], non-decreasing along each row.
     columns : dict
-        name → (n_nodes, width) float64 of :data:`LATTICE_COLUMNS` (absolute magnitudes).
+        name → (n_nodes, width) float64 of the lattice's columns (default
+        :data:`LATTICE_COLUMNS`; absolute magnitudes, log Teff, ``label`` as a float).
     length : ndarray
         (n_nodes,) number of real points per node.
     max_label : int
@@ -133,8 +138,33 @@ def _check_range(name: str, rng) -> tuple:
     return lo, hi
 
 
+def _check_columns(columns) -> tuple:
+    """The lattice columns as a tuple of names of :data:`ocnb.isochrones.COLUMNS` (``mini`` excluded)."""
+    from ..isochrones import COLUMNS
+
+    if isinstance(columns, str):
+        columns = (columns,)
+    try:
+        cols = tuple(columns)
+    except TypeError:
+        raise ValueError(f"columns must be a tuple of isochrone column names, not {columns!r}") from None
+    allowed = tuple(c for c in COLUMNS if c != "mini")
+    bad = [c for c in cols if c not in allowed]
+    if bad or not cols or len(set(cols)) != len(cols):
+        raise ValueError(f"columns = {columns!r}: give distinct names of {allowed} (mini is always kept)")
+    return cols
+
+
+def _columns_tag(cols: tuple) -> str:
+    """'' for the default columns (the key of lattices cached before the option existed), else a short hash."""
+    if cols == LATTICE_COLUMNS:
+        return ""
+    return "_c" + hashlib.sha256(",".join(cols).encode()).hexdigest()[:10]
+
+
 def isochrone_lattice(grid=None, log_age_range=(6.7, 10.1), mh_range=(-0.8, 0.3), step: float = 0.05,
-                      max_label: int = 7, cache: bool = True) -> IsochroneLattice:
+                      max_label: int = 7, cache: bool = True,
+                      columns: tuple = LATTICE_COLUMNS) -> IsochroneLattice:
     """Precompute PARSEC isochrones on a lattice of spacing ≤ ``step`` (both axes).
 
     Parameters
@@ -151,6 +181,9 @@ def isochrone_lattice(grid=None, log_age_range=(6.7, 10.1), mh_range=(-0.8, 0.3)
         Highest PARSEC phase label kept (7: up to the early AGB).
     cache : bool
         Memoise in the process and cache lattices with ≥ 64 nodes in the data home.
+    columns : tuple of str
+        Columns of :attr:`ocnb.isochrones.Isochrone.data` to keep besides ``mini``
+        (default :data:`LATTICE_COLUMNS`). Any other choice is cached under its own key.
 
     Notes
     -----
@@ -165,8 +198,8 @@ def isochrone_lattice(grid=None, log_age_range=(6.7, 10.1), mh_range=(-0.8, 0.3)
     TypeError
         ``grid`` is not an IsochroneGrid.
     ValueError
-        ``step`` ≤ 0, a range that is not a finite (low, high) pair with low ≤ high, or a range
-        lying entirely outside the grid.
+        ``step`` ≤ 0, a range that is not a finite (low, high) pair with low ≤ high, a range
+        lying entirely outside the grid, or a column that isochrones do not have.
     """
     from ..isochrones import IsochroneGrid, default_grid
 
@@ -181,6 +214,7 @@ def isochrone_lattice(grid=None, log_age_range=(6.7, 10.1), mh_range=(-0.8, 0.3)
                                          ("mh_range", mh_range, grid.mh_range)):
         if hi < g_lo - 1e-9 or lo > g_hi + 1e-9:
             raise ValueError(f"{name} = {(lo, hi)} lies entirely outside the PARSEC grid ({g_lo:g} … {g_hi:g})")
+    cols = _check_columns(columns)
     a_lo, a_hi = (float(np.clip(v, *grid.age_range)) for v in log_age_range)
     m_lo, m_hi = (float(np.clip(v, *grid.mh_range)) for v in mh_range)
     ages = _lattice_nodes(a_lo, a_hi, step)
@@ -191,7 +225,7 @@ def isochrone_lattice(grid=None, log_age_range=(6.7, 10.1), mh_range=(-0.8, 0.3)
         width = max(len(d) for d in isos)
         n = len(isos)
         out = {"mini": np.empty((n, width))}
-        for c in LATTICE_COLUMNS:
+        for c in cols:
             out[c] = np.empty((n, width))
         length = np.empty(n, dtype=np.int64)
         for k, d in enumerate(isos):
@@ -200,7 +234,7 @@ def isochrone_lattice(grid=None, log_age_range=(6.7, 10.1), mh_range=(-0.8, 0.3)
             pad = width - m
             mini = np.maximum.accumulate(d["mini"].to_numpy(float))
             out["mini"][k] = np.pad(mini, (0, pad), mode="edge")
-            for c in LATTICE_COLUMNS:
+            for c in cols:
                 out[c][k] = np.pad(d[c].to_numpy(float), (0, pad), mode="edge")
         out["length"] = length
         out["ages"] = ages
@@ -209,7 +243,7 @@ def isochrone_lattice(grid=None, log_age_range=(6.7, 10.1), mh_range=(-0.8, 0.3)
 
     n_nodes = ages.size * mhs.size
     key = (f"lattice_{_LATTICE_VERSION}_{_grid_digest(grid)}_a{ages[0]:.4f}-{ages[-1]:.4f}"
-           f"_m{mhs[0]:.4f}-{mhs[-1]:.4f}_s{step:.4f}_L{int(max_label)}.npz")
+           f"_m{mhs[0]:.4f}-{mhs[-1]:.4f}_s{step:.4f}_L{int(max_label)}{_columns_tag(cols)}.npz")
     if cache and key in _LATTICE_MEMO:
         return _LATTICE_MEMO[key]
     if cache and n_nodes >= _CACHE_MIN_NODES:
@@ -221,7 +255,7 @@ def isochrone_lattice(grid=None, log_age_range=(6.7, 10.1), mh_range=(-0.8, 0.3)
     lat = IsochroneLattice(
         ages=np.asarray(arrays["ages"], float), mhs=np.asarray(arrays["mhs"], float),
         mini=np.asarray(arrays["mini"], float),
-        columns={c: np.asarray(arrays[c], float) for c in LATTICE_COLUMNS},
+        columns={c: np.asarray(arrays[c], float) for c in cols},
         length=np.asarray(arrays["length"], np.int64), max_label=int(max_label),
         source=getattr(grid, "source", ""),
     )

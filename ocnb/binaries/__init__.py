@@ -1,0 +1,37 @@
+"""Malhotra et al. 2025 (A&A): stellar masses and unresolved-binary mass ratios by simulation-based inference.
+
+Every cluster member gets a primary mass M_A and a mass ratio q from multi-band photometry and its
+parallax by neural posterior estimation on SIMULATED stars and unresolved binaries, then the cluster's
+age, distance and extinction are fitted iteratively (spec ``shared/specs/membership_and_binaries.md``
+part B; notebook ``notebooks/03_sbi_masses_binaries``).
+
+Sub-modules, one concern each (names are re-exported here and imported on first use, so that
+``import ocnb.binaries`` does no work):
+
+``simulate``   the SBI training simulator (Sect. 3.2, Table 1): :func:`make_prior`, :func:`simulate_stars`
+``noise``      σ(m) per band and σ_ϖ(G) measured on the shipped real member tables
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "simulate": ["BAND_SETS", "FALLBACK_ORDER", "THETA_NAMES", "BinaryPrior", "SimulatedStars", "make_prior",
+                 "simulate_stars"],
+    "noise": ["MeasuredNoise", "measured_noise"],
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    if name in _EXPORTS:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'ocnb.binaries' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE) | set(_EXPORTS))
