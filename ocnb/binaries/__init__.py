@@ -10,6 +10,8 @@ Sub-modules, one concern each (names are re-exported here and imported on first 
 
 ``simulate``   the SBI training simulator (Sect. 3.2, Table 1): :func:`make_prior`, :func:`simulate_stars`
 ``noise``      σ(m) per band and σ_ϖ(G) measured on the shipped real member tables
+``posterior``  per-star NPE posteriors (Sects. 3.1–3.2, BayesFlow): :func:`train_posterior`,
+               :func:`sample_posteriors` (band-set fall-back, photometric outliers), presets
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ _EXPORTS = {
     "simulate": ["BAND_SETS", "FALLBACK_ORDER", "THETA_NAMES", "BinaryPrior", "SimulatedStars", "make_prior",
                  "simulate_stars"],
     "noise": ["MeasuredNoise", "measured_noise"],
+    "posterior": ["PRESETS", "BinaryPosterior", "StarPosteriors", "train_posterior", "sample_posteriors",
+                  "observables"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

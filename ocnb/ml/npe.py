@@ -121,6 +121,23 @@ def _check_bounds(names: Sequence[str], bounds: Mapping[str, Sequence[float]]) -
     return np.array(out)
 
 
+def _bayesflow():
+    """Import BayesFlow on ocnb's Keras backend.
+
+    BayesFlow picks JAX when ``$KERAS_BACKEND`` is unset (even when Keras is already running on
+    tensorflow), so the variable is set to ocnb's backend (:func:`ocnb.config.keras_backend`,
+    tensorflow by default) and Keras is imported first.
+    """
+    import importlib
+    import os
+
+    from ..config import keras_backend
+
+    os.environ.setdefault("KERAS_BACKEND", keras_backend())
+    importlib.import_module("ocnb.ml.layers")  # checks the backend and imports Keras on it, before BayesFlow
+    return importlib.import_module("bayesflow")
+
+
 def _compile(fn):
     """``fn`` compiled by the active Keras backend (XLA on tensorflow, jit on jax; eager on torch)."""
     import keras
@@ -212,7 +229,7 @@ class BoundedNPE:
 
     # ------------------------------------------------------------------ network
     def _build_network(self):
-        import bayesflow as bf
+        bf = _bayesflow()
 
         s = self.settings
         return bf.networks.CouplingFlow(
@@ -239,7 +256,7 @@ class BoundedNPE:
         -------
         self
         """
-        import bayesflow as bf
+        bf = _bayesflow()
         import keras
 
         from .training import TrainingProgress, deterministic
@@ -370,9 +387,9 @@ class BoundedNPE:
     def config(self) -> dict:
         """JSON-able description: names, bounds, standardisation, settings, backend, versions."""
         self._need_fit()
-        import bayesflow
         import keras
 
+        bayesflow = _bayesflow()
         return {"format": NPE_FORMAT, "param_names": list(self.param_names), "obs_names": list(self.obs_names),
                 "bounds": self.bounds, "settings": asdict(self.settings),
                 "z_mean": self.z_mean_.tolist(), "z_std": self.z_std_.tolist(),

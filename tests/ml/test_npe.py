@@ -24,7 +24,7 @@ from ocnb.ml.npe import BoundedNPE, NPESettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUNDS = {"a": (0.0, 1.0), "b": (-2.0, 2.0)}
-SMALL = NPESettings(depth=3, width=32, epochs=12, patience=4, batch_size=256, learning_rate=2e-3, seed=3)
+SMALL = NPESettings(depth=3, width=32, epochs=10, patience=4, batch_size=256, learning_rate=2e-3, seed=3)
 
 
 def toy(n, seed):
@@ -39,7 +39,7 @@ def toy(n, seed):
 
 @pytest.fixture(scope="module")
 def fitted():
-    th, x = toy(20_000, 0)
+    th, x = toy(12_000, 0)
     return BoundedNPE(["a", "b"], BOUNDS, ["x1", "x2", "x3"], SMALL).fit(th, x, progress=False)
 
 
