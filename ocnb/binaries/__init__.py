@@ -12,6 +12,7 @@ Sub-modules, one concern each (names are re-exported here and imported on first 
 ``noise``      σ(m) per band and σ_ϖ(G) measured on the shipped real member tables
 ``posterior``  per-star NPE posteriors (Sects. 3.1–3.2, BayesFlow): :func:`train_posterior`,
                :func:`sample_posteriors` (band-set fall-back, photometric outliers), presets
+``cluster_prior`` cluster-prior weights, the q-prior, P_b, weighted modes (Sects. 3.3–3.4)
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ _EXPORTS = {
     "noise": ["MeasuredNoise", "measured_noise"],
     "posterior": ["PRESETS", "BinaryPosterior", "StarPosteriors", "train_posterior", "sample_posteriors",
                   "observables"],
+    "cluster_prior": ["cluster_prior_weights", "q_prior_factor", "binary_probability", "weighted_mode",
+                      "star_estimates"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
