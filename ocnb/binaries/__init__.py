@@ -8,7 +8,8 @@ part B; notebook ``notebooks/03_sbi_masses_binaries``).
 Sub-modules, one concern each (names are re-exported here and imported on first use, so that
 ``import ocnb.binaries`` does no work):
 
-``simulate``   the SBI training simulator (Sect. 3.2, Table 1): :func:`make_prior`, :func:`simulate_stars`
+``simulate``   the SBI training simulator (Sect. 3.2, Table 1): :func:`make_prior`, :func:`simulate_stars`;
+               test clusters (Sect. 4): :func:`simulate_cluster`
 ``noise``      σ(m) per band and σ_ϖ(G) measured on the shipped real member tables
 ``posterior``  per-star NPE posteriors (Sects. 3.1–3.2, BayesFlow): :func:`train_posterior`,
                :func:`sample_posteriors` (band-set fall-back, photometric outliers), presets
@@ -21,7 +22,7 @@ import importlib
 
 _EXPORTS = {
     "simulate": ["BAND_SETS", "FALLBACK_ORDER", "THETA_NAMES", "BinaryPrior", "SimulatedStars", "make_prior",
-                 "simulate_stars"],
+                 "simulate_stars", "simulate_cluster"],
     "noise": ["MeasuredNoise", "measured_noise"],
     "posterior": ["PRESETS", "BinaryPosterior", "StarPosteriors", "train_posterior", "sample_posteriors",
                   "observables"],

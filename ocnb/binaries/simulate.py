@@ -65,6 +65,7 @@ __all__ = [
     "BinaryPrior",
     "SimulatedStars",
     "make_prior",
+    "simulate_cluster",
     "simulate_stars",
 ]
 
@@ -432,7 +433,7 @@ def _lattice(prior: BinaryPrior, grid, step: float, max_label: int):
 
 
 def _simulate_batch(i: int, seed: int, prior: BinaryPrior, lat, noise, bands: tuple, g_max: float, law: str,
-                    keep_true: bool, mh_max: float) -> tuple[dict, dict]:
+                    keep_true: bool, mh_max: float, draw=None) -> tuple[dict, dict]:
     """One batch of ``_BATCH`` draws → (columns of the systems that pass the cuts, drop counts)."""
     from ..sim import place_systems
 
@@ -441,7 +442,7 @@ def _simulate_batch(i: int, seed: int, prior: BinaryPrior, lat, noise, bands: tu
     rng_theta, rng_g, rng_plx = (np.random.default_rng(s) for s in streams[:3])
     rng_band = {b: np.random.default_rng(s) for b, s in zip(_ALL_BANDS, streams[3:], strict=True)}
 
-    th = prior.sample(_BATCH, rng_theta)
+    th = prior.sample(_BATCH, rng_theta) if draw is None else draw(_BATCH, rng_theta)
     q_drawn = th["q"].copy()  # before censoring: the continuous latent the NPE learns (ocnb.binaries.posterior)
     m_b = th["q"] * th["mass_a"]
     single = m_b < M_MIN  # the companion would be below the simulations' lowest mass: a single star
@@ -493,7 +494,7 @@ def _simulate_batch(i: int, seed: int, prior: BinaryPrior, lat, noise, bands: tu
 def simulate_stars(n: int, prior: BinaryPrior | None = None, bands: str = "All_Mags", seed: int = 0, *,
                    g_max: float = G_LIMIT, noise=None, keep_true: bool = False, lattice_step: float = 0.05,
                    max_label: int = 7, feh_clip: float = FEH_CLIP, law: str = "G23", grid=None,
-                   progress: bool = True) -> SimulatedStars:
+                   progress: bool = True, draw=None) -> SimulatedStars:
     """Simulate ``n`` SIMULATED stars and unresolved binaries for SBI (M25 Sect. 3.2; spec B2).
 
     See the module docstring for the recipe. Vectorised over systems in batches of
@@ -536,6 +537,9 @@ def simulate_stars(n: int, prior: BinaryPrior | None = None, bands: str = "All_M
         Default PARSEC v1.2S (:func:`ocnb.isochrones.default_grid`).
     progress : bool
         Show a progress bar.
+    draw : callable, optional
+        ``draw(n, rng) -> {name: array}`` of :data:`THETA_NAMES` replacing the prior's draws (the
+        prior still sets the grid checks); :func:`simulate_cluster` uses it for one cluster's members.
 
     Returns
     -------
@@ -594,7 +598,7 @@ def simulate_stars(n: int, prior: BinaryPrior | None = None, bands: str = "All_M
     try:
         while got < n:
             out, d = _simulate_batch(n_batches, seed, prior, lat, noise, band_list, float(g_max), law,
-                                     bool(keep_true), mh_max)
+                                     bool(keep_true), mh_max, draw)
             n_batches += 1
             parts.append(out)
             for k, v in d.items():
@@ -614,13 +618,13 @@ def simulate_stars(n: int, prior: BinaryPrior | None = None, bands: str = "All_M
         data = {k: np.concatenate([p[k] for p in parts])[:n] for k in cols}
     else:  # n == 0
         empty, _ = _simulate_batch(0, seed, prior, lat, noise, band_list, float(g_max), law, bool(keep_true),
-                                   mh_max)
+                                   mh_max, draw)
         data = {k: v[:0] for k, v in empty.items()}
     frame = pd.DataFrame(data, copy=False)
     n_drawn = n_batches * _BATCH
     meta = {
         "simulated": True,
-        "generator": "ocnb.binaries.simulate_stars",
+        "generator": "ocnb.binaries.simulate_stars" + ("" if draw is None else " (custom draws)"),
         "paper": "Malhotra et al. 2025, Sect. 3.2, Table 1 (spec B2)",
         "seed": int(seed),
         "n": int(n),
@@ -648,3 +652,64 @@ def simulate_stars(n: int, prior: BinaryPrior | None = None, bands: str = "All_M
         "elapsed_s": time.perf_counter() - t0,
     }
     return SimulatedStars(frame, meta)
+
+
+def simulate_cluster(n_members: int = 500, *, log_age: float, feh: float, dist_mod: float, a_v: float,
+                     binary_fraction="arenou", bands: str = "All_Mags", seed: int = 0, g_max: float = G_LIMIT,
+                     keep_true: bool = True, progress: bool = False, **kwargs) -> SimulatedStars:
+    """A SIMULATED open cluster for testing the cluster fit (M25 Sect. 4, App. D; spec B7).
+
+    Primaries from the Kroupa (2001) IMF (dN/dm ∝ m^−1.3 below 0.5 M☉; above, the shared engine's
+    m^−2.35, within the error of Kroupa's 2.3) on
+    [0.1, M_max(age)] (draws beyond the isochrone's last point are dead and dropped by the same
+    cut as :func:`simulate_stars`); each is a binary with probability f_b(M_A) (M25 eq. 8, the
+    Arenou-style law of :func:`ocnb.binaries.cluster_prior.binary_fraction_law`) or a fixed
+    ``binary_fraction`` (App. D.5's mass-independent case), with q ~ U(0.1/M_A, 1); the same
+    photometry, noise and cuts as :func:`simulate_stars`.
+
+    Parameters
+    ----------
+    n_members : int
+        Members after the cuts (the paper: 500).
+    log_age, feh, dist_mod, a_v : float
+        The cluster [log10 yr, dex, mag, mag].
+    binary_fraction : "arenou" or float
+        f_b(M_A) or a constant in [0, 1].
+    bands, seed, g_max, keep_true, progress, **kwargs
+        As :func:`simulate_stars` (``keep_true`` on by default: the truth of each member).
+
+    Returns
+    -------
+    SimulatedStars
+        With ``meta["cluster"]`` the cluster's parameters.
+    """
+    from ..sim.mass_function import broken_power_law_inverse
+    from .cluster_prior import binary_fraction_law
+
+    for name, v in (("log_age", log_age), ("feh", feh), ("dist_mod", dist_mod), ("a_v", a_v)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v)):
+            raise ValueError(f"{name} must be a finite number, not {v!r}")
+    if isinstance(binary_fraction, str):
+        if binary_fraction != "arenou":
+            raise ValueError(f"binary_fraction must be 'arenou' or a number in [0, 1], not {binary_fraction!r}")
+    elif not (isinstance(binary_fraction, (int, float)) and 0 <= binary_fraction <= 1):
+        raise ValueError(f"binary_fraction must be 'arenou' or a number in [0, 1], not {binary_fraction!r}")
+    prior = make_prior(log_age=float(log_age), feh=float(feh), dist_mod=float(dist_mod), a_v=float(a_v))
+    m_hi = prior.mass_a[1]
+
+    def draw(n, rng):
+        m = broken_power_law_inverse(M_MIN, m_hi, rng.uniform(size=n), 0.5, 1.3)
+        fb = binary_fraction_law(m) if binary_fraction == "arenou" else np.full(n, float(binary_fraction))
+        binary = rng.uniform(size=n) < fb
+        q_lo = np.minimum(M_MIN / m, 1.0)
+        q = np.where(binary, q_lo + (1.0 - q_lo) * rng.uniform(size=n), 0.0)
+        return {"mass_a": m, "feh": np.full(n, float(feh)), "log_age": np.full(n, float(log_age)), "q": q,
+                "dist_mod": np.full(n, float(dist_mod)), "a_v": np.full(n, float(a_v))}
+
+    out = simulate_stars(n_members, prior, bands=bands, seed=seed, g_max=g_max, keep_true=keep_true,
+                         progress=progress, draw=draw, **kwargs)
+    out.meta["cluster"] = {"log_age": float(log_age), "feh": float(feh), "dist_mod": float(dist_mod),
+                           "distance": float(10 ** (1 + dist_mod / 5)), "a_v": float(a_v),
+                           "binary_fraction": binary_fraction, "imf": "Kroupa 2001"}
+    out.meta["generator"] = "ocnb.binaries.simulate_cluster"
+    return out

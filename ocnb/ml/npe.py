@@ -10,6 +10,12 @@ observations at once. Two choices differ from sbi's defaults, and both are why:
   lies inside the box by construction. sbi instead samples an unbounded flow and rejects the samples
   that leak out (its "leakage"), which slows sampling near an edge and distorts the posterior's
   shape there (a Beta(1, 5) mass prior piles its weight against its lower edge).
+* **Conditional standardisation.** A parameter such as the distance modulus is pinned by the
+  parallax to a few hundredths of its prior range, and a flow trained on the prior-wide scale
+  learns such narrow conditionals only slowly (its posteriors stay too wide). With ``precondition``
+  (default) a small MLP first learns the mean m(x) and width s(x) of every logit parameter given x
+  (Gaussian negative log-likelihood), and the flow models z' = (z − m(x))/s(x). Given x this is a
+  fixed affine map of θ, so the flow still represents any posterior; it only starts near the answer.
 * **Sampling is one compiled pass.** The flow's inverse for all (observation, sample) pairs runs
   as one XLA-compiled function on tensorflow (``jax.jit`` on jax; eager on torch) in fixed-size
   chunks, with the base-distribution draws from NumPy's seeded generator (so the same seed gives
@@ -66,6 +72,12 @@ class NPESettings:
         and restore the best weights (sbi's rule, patience 20).
     validation_fraction : float
         Share of the simulations held out for the validation loss.
+    precondition : bool
+        First fit a small network for the mean and width of every (logit) parameter given x (a
+        heteroscedastic Gaussian regression, at most ``precondition_epochs`` epochs) and let the
+        flow learn the standardised residual (module docstring).
+    precondition_epochs : int
+        Epochs of that regression (early stopping, patience 3).
     seed : int
         Seeds the split, the weights' initialisation and the batches (same seed, same model).
     """
@@ -81,6 +93,8 @@ class NPESettings:
     epochs: int = 100
     patience: int = 20
     validation_fraction: float = 0.1
+    precondition: bool = True
+    precondition_epochs: int = 20
     seed: int = 0
 
     def __post_init__(self):
@@ -184,6 +198,7 @@ class BoundedNPE:
         self.box = _check_bounds(self.param_names, bounds)
         self.settings = settings or NPESettings()
         self.network_ = None
+        self.pre_ = None
         self.z_mean_ = self.z_std_ = self.x_mean_ = self.x_std_ = None
         self.history_: dict = {}
         self.backend_ = None
@@ -289,6 +304,11 @@ class BoundedNPE:
         xs = ((xx - self.x_mean_) / self.x_std_).astype("float32")
         t0 = time.perf_counter()
         with deterministic(s.seed):
+            self.pre_ = None
+            if s.precondition:
+                self.pre_ = self._fit_preconditioner(zs, xs, train, val)
+                loc, scale = self._loc_scale(xs)
+                zs = ((zs - loc) / scale).astype("float32")
             net = self._build_network()
             appr = bf.approximators.ContinuousApproximator(inference_network=net, standardize=None)
             appr.compile(optimizer=keras.optimizers.Adam(s.learning_rate, clipnorm=s.clipnorm))
@@ -320,6 +340,52 @@ class BoundedNPE:
         self.backend_ = keras.backend.backend()
         self._inverse = None
         return self
+
+    # ------------------------------------------------------------------ preconditioner
+    #: log-width limits of the preconditioner [standardised units]: keeps z' finite and the map invertible.
+    _LOG_SCALE = (-7.0, 1.0)
+
+    def _build_preconditioner(self):
+        import keras
+
+        d, k = len(self.param_names), len(self.obs_names)
+        inp = keras.Input((k,))
+        h = inp
+        for _ in range(2):
+            h = keras.layers.Dense(64, activation="silu")(h)
+        out = keras.layers.Dense(2 * d)(h)
+        return keras.Model(inp, out)
+
+    def _fit_preconditioner(self, zs, xs, train, val):
+        """Heteroscedastic Gaussian regression of the standardised logit parameters on x."""
+        import keras
+
+        from .layers import ops
+
+        d = len(self.param_names)
+        lo, hi = self._LOG_SCALE
+
+        def nll(y_true, y_pred):
+            mu, log_s = y_pred[:, :d], ops.clip(y_pred[:, d:], lo, hi)
+            r = (y_true - mu) * ops.exp(-log_s)
+            return ops.mean(0.5 * r * r + log_s, axis=-1)
+
+        model = self._build_preconditioner()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=self.settings.clipnorm), loss=nll)
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+        model.fit(xs[train], zs[train], validation_data=(xs[val], zs[val]), epochs=self.settings.precondition_epochs,
+                  batch_size=self.settings.batch_size, verbose=0, callbacks=[stop])
+        return model
+
+    def _loc_scale(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """m(x) and s(x) of the preconditioner (zeros and ones without one), float64 (n, d)."""
+        d = len(self.param_names)
+        if self.pre_ is None:
+            return np.zeros((len(xs), d)), np.ones((len(xs), d))
+        import keras
+
+        out = keras.ops.convert_to_numpy(self.pre_(np.asarray(xs, "float32"), training=False)).astype(float)
+        return out[:, :d], np.exp(np.clip(out[:, d:], *self._LOG_SCALE))
 
     # ------------------------------------------------------------------ sampling
     def _inverse_fn(self):
@@ -371,6 +437,7 @@ class BoundedNPE:
         flat = np.empty((total, d))
         cond_idx = np.repeat(np.arange(len(rows)), n_samples)
         xs_ok = xs[rows].astype("float32")
+        loc, scale = self._loc_scale(xs_ok)
         for start in range(0, total, chunk):
             stop = min(start + chunk, total)
             z = rng.standard_normal((chunk, d)).astype("float32")
@@ -379,8 +446,9 @@ class BoundedNPE:
             res = inverse(z, c)  # fixed chunk shape: one compiled graph
             res = res[0] if isinstance(res, tuple | list) else res
             flat[start:stop] = keras.ops.convert_to_numpy(res)[: stop - start]
-        theta = self._from_z(flat * self.z_std_ + self.z_mean_)
-        out[rows] = theta.reshape(len(rows), n_samples, d)
+        zs = flat.reshape(len(rows), n_samples, d) * scale[:, None, :] + loc[:, None, :]
+        theta = self._from_z(zs * self.z_std_ + self.z_mean_)
+        out[rows] = theta
         return out
 
     # ------------------------------------------------------------------ persistence
@@ -400,8 +468,10 @@ class BoundedNPE:
         """``{"npe.json": config, "npe_weights.npz": weights}``: what :mod:`ocnb.store` saves."""
         self._need_fit()
         buf = io.BytesIO()
-        weights = [np.asarray(w) for w in self.network_.get_weights()]
-        np.savez(buf, **{f"w{i:04d}": w for i, w in enumerate(weights)})
+        weights = {f"w{i:04d}": np.asarray(w) for i, w in enumerate(self.network_.get_weights())}
+        if self.pre_ is not None:
+            weights |= {f"p{i:04d}": np.asarray(w) for i, w in enumerate(self.pre_.get_weights())}
+        np.savez(buf, **weights)
         return {"npe.json": json.dumps(self.config(), indent=1).encode(), "npe_weights.npz": buf.getvalue()}
 
     @classmethod
@@ -426,7 +496,8 @@ class BoundedNPE:
             setattr(obj, key + "_", np.asarray(cfg[key], float))
         obj.history_ = cfg.get("history", {})
         with np.load(io.BytesIO(files["npe_weights.npz"])) as z:
-            weights = [z[k] for k in sorted(z.files)]
+            weights = [z[k] for k in sorted(z.files) if k.startswith("w")]
+            pre_weights = [z[k] for k in sorted(z.files) if k.startswith("p")]
         net = obj._build_network()
         d, k = len(obj.param_names), len(obj.obs_names)
         net(np.zeros((2, d), "float32"), conditions=np.zeros((2, k), "float32"), inverse=True, training=False)
@@ -439,5 +510,14 @@ class BoundedNPE:
                 raise ValueError(f"{where}: weight w{i:04d} has shape {got.shape}, the network expects {w.shape}")
         net.set_weights(weights)
         obj.network_ = net
+        if obj.settings.precondition:
+            pre = obj._build_preconditioner()
+            want = pre.get_weights()
+            shapes_ok = all(a.shape == b.shape for a, b in zip(want, pre_weights, strict=False))
+            if len(want) != len(pre_weights) or not shapes_ok:
+                raise ValueError(f"{where}: npe_weights.npz holds {len(pre_weights)} preconditioner arrays that do not "
+                                 f"fit the preconditioner ({len(want)} arrays)")
+            pre.set_weights(pre_weights)
+            obj.pre_ = pre
         obj.backend_ = keras.backend.backend()
         return obj
