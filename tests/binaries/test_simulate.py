@@ -187,3 +187,37 @@ BAD = [
 def test_bad_input(prior, call, exc, msg):
     with pytest.raises(exc, match=msg):
         call(prior)
+
+
+# --- simulated clusters (spec B7) ---------------------------------------------------------------------
+def test_simulated_cluster_has_one_age_kroupa_primaries_and_the_arenou_binary_law():
+    from ocnb.binaries import simulate_cluster
+    from ocnb.binaries.cluster_prior import binary_fraction_law
+
+    c = simulate_cluster(1500, log_age=9.5, feh=0.0, dist_mod=9.68, a_v=0.1, seed=2)
+    f = c.to_frame()
+    assert len(f) == 1500 and c.meta["cluster"]["distance"] == pytest.approx(10 ** (1 + 9.68 / 5))
+    for k, v in (("log_age", 9.5), ("feh", 0.0), ("dist_mod", 9.68), ("a_v", 0.1)):
+        assert np.all(f[k] == v)
+    binaries = f[f.is_binary]
+    assert np.all(binaries.q >= 0.1 / binaries.mass_a - 1e-12) and np.all(f.loc[~f.is_binary, "q"] == 0)
+    # the binary fraction follows f_b(M_A) within binomial errors (4 sd) in two mass bins
+    for lo, hi in ((0.1, 0.6), (0.6, 1.5)):
+        sel = f[(f.mass_a >= lo) & (f.mass_a < hi)]
+        want = binary_fraction_law(sel.mass_a).mean()
+        assert abs(sel.is_binary.mean() - want) < 4 * np.sqrt(want * (1 - want) / len(sel)) + 0.02
+    # Kroupa: more primaries below 0.5 Msun than above among those bright enough to pass G <= 21
+    assert f.mass_a.max() < 1.5 and (f.mass_a < 0.5).sum() > 0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(binary_fraction=1.5), r"binary_fraction must be 'arenou' or a number in \[0, 1\], not 1.5"),
+    (dict(binary_fraction="raghavan"), r"not 'raghavan'"),
+    (dict(a_v=float("nan")), r"a_v must be a finite number"),
+])
+def test_simulated_cluster_bad_input(kwargs, match):
+    from ocnb.binaries import simulate_cluster
+
+    args = dict(log_age=9.5, feh=0.0, dist_mod=9.68, a_v=0.1) | kwargs
+    with pytest.raises(ValueError, match=match):
+        simulate_cluster(10, **args)
