@@ -29,7 +29,7 @@ import pandas as pd
 from .simulate import THETA_NAMES
 
 __all__ = ["CLUSTER_PARAMS", "distance_pc", "cluster_prior_weights", "q_prior_factor", "binary_fraction_law",
-           "binary_probability", "weighted_mode", "weighted_percentiles", "star_estimates"]
+           "binary_probability", "weighted_mode", "weighted_modes", "weighted_percentiles", "star_estimates"]
 
 #: The cluster parameters of the weights, and the units of their means and σ.
 CLUSTER_PARAMS = {"log_age": "log10(yr)", "distance": "pc", "feh": "dex", "a_v": "mag"}
@@ -120,20 +120,60 @@ def binary_probability(q, mass_a, weights) -> np.ndarray:
         return np.where(total > 0, hit / total, np.nan)
 
 
-def weighted_mode(x, w) -> float:
-    """Centre of the heaviest bin of the weighted histogram of ``x`` (bins by NumPy's "auto" rule on the
-    samples with w > 0, spec B5 [resolution]); NaN without positive weights."""
-    x, w = np.asarray(x, float), np.asarray(w, float)
+def weighted_modes(x, w, presorted: bool = False) -> np.ndarray:
+    """Weighted mode along the last axis, vectorised over stars (spec B5 [resolution]).
+
+    For each row: bins of width min(Sturges, Freedman–Diaconis) on the samples with w > 0 (NumPy's
+    "auto" rule: the larger number of bins), a weighted histogram, the centre of the heaviest bin.
+    NaN where no sample has positive weight; the value itself where all valid samples are equal.
+    ``presorted=True`` promises rows sorted by x (NaN last): the iterative cluster fit sorts its
+    samples once and only the weights change between iterations.
+    """
+    x, w = np.atleast_2d(np.asarray(x, float)), np.atleast_2d(np.asarray(w, float))
+    if not presorted:
+        order = np.argsort(np.where(np.isfinite(x), x, np.inf), axis=-1)
+        x, w = np.take_along_axis(x, order, axis=-1), np.take_along_axis(w, order, axis=-1)
     ok = (w > 0) & np.isfinite(x)
-    if not ok.any():
-        return float("nan")
-    xv, wv = x[ok], w[ok]
-    if np.ptp(xv) == 0:
-        return float(xv[0])
-    edges = np.histogram_bin_edges(xv, bins="auto")
-    h, edges = np.histogram(xv, bins=edges, weights=wv)
-    k = int(np.argmax(h))
-    return float(0.5 * (edges[k] + edges[k + 1]))
+    n = ok.sum(axis=-1)
+    rank = np.cumsum(ok, axis=-1) - 1  # rank among the valid samples, in x order
+    last = np.maximum(n - 1, 0)
+
+    def at_rank(r):
+        i = np.argmax((rank >= r[..., None]) & ok, axis=-1)
+        return np.take_along_axis(x, i[..., None], axis=-1)[..., 0]
+
+    def quantile(p):  # NumPy's default linear interpolation between order statistics
+        pos = p * last
+        r0 = np.floor(pos).astype(int)
+        a, b = at_rank(r0), at_rank(np.minimum(r0 + 1, last))
+        return np.where(n > 0, a + (pos - r0) * (b - a), np.nan)
+
+    with np.errstate(invalid="ignore"):
+        lo, q25, q75, hi = (quantile(p) for p in (0.0, 0.25, 0.75, 1.0))
+    span = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
+    n_safe = np.maximum(n, 1)
+    sturges = span / (np.ceil(np.log2(n_safe)) + 1)
+    fd = 2.0 * (q75 - q25) * n_safe ** (-1.0 / 3.0)
+    width = np.where(fd > 0, np.minimum(sturges, fd), sturges)
+    nbins = np.where(span > 0, np.ceil(span / np.where(width > 0, width, 1.0)), 1).astype(int)
+    nbins = np.clip(nbins, 1, None)
+    width = np.where(span > 0, span / nbins, 1.0)
+    lo0 = np.where(np.isfinite(lo), lo, 0.0)
+    with np.errstate(invalid="ignore"):
+        idx = np.where(ok, np.clip(np.floor((x - lo0[..., None]) / width[..., None]), 0, nbins[..., None] - 1), 0)
+    offsets = np.concatenate([[0], np.cumsum(nbins)[:-1]])
+    flat = (idx.astype(np.int64) + offsets[..., None]).ravel()
+    hist = np.bincount(flat, weights=np.where(ok, w, 0.0).ravel(), minlength=int(nbins.sum()))
+    out = np.empty(len(nbins))
+    for_rows = np.split(hist, np.cumsum(nbins)[:-1])
+    for i, h in enumerate(for_rows):  # argmax per row of a ragged histogram (cheap: a few hundred bins)
+        out[i] = lo0[i] + (int(np.argmax(h)) + 0.5) * width[i] if span[i] > 0 else lo0[i]
+    return np.where(n > 0, out, np.nan)
+
+
+def weighted_mode(x, w) -> float:
+    """Weighted mode of one sample set (:func:`weighted_modes` for one row)."""
+    return float(weighted_modes(np.asarray(x, float)[None, :], np.asarray(w, float)[None, :])[0])
 
 
 def weighted_percentiles(x, w, qs=(16, 50, 84)) -> np.ndarray:
@@ -181,13 +221,13 @@ def star_estimates(samples: np.ndarray, weights: np.ndarray, min_valid: int = 1)
     for k in THETA_NAMES:
         j = _IDX[k]
         pct = weighted_percentiles(s[..., j], w)
-        out[f"{k}_mode"] = np.array([weighted_mode(s[i, :, j], w[i]) if keep[i] else np.nan for i in range(len(s))])
+        out[f"{k}_mode"] = np.where(keep, weighted_modes(s[..., j], w), np.nan)
         out[f"{k}_sigma"] = np.where(keep, 0.5 * (pct[:, 2] - pct[:, 0]), np.nan)
     q, m = s[..., _IDX["q"]], s[..., _IDX["mass_a"]]
     pb = np.where(keep, binary_probability(q, m, w), np.nan)
     out["p_binary"] = pb
     binary = q >= _q_lim(m)
-    q_mode = np.array([weighted_mode(q[i], np.where(binary[i], w[i], 0.0)) if keep[i] and pb[i] > 0.5 else
-                       (0.0 if keep[i] else np.nan) for i in range(len(s))])
+    q_bin = weighted_modes(q, np.where(binary, w, 0.0))
+    q_mode = np.where(keep, np.where(pb > 0.5, q_bin, 0.0), np.nan)
     out["q_mode"] = q_mode
     return pd.DataFrame(out)
