@@ -14,6 +14,7 @@ Sub-modules, one concern each (names are re-exported here and imported on first 
 ``posterior``  per-star NPE posteriors (Sects. 3.1–3.2, BayesFlow): :func:`train_posterior`,
                :func:`sample_posteriors` (band-set fall-back, photometric outliers), presets
 ``cluster_prior`` cluster-prior weights, the q-prior, P_b, weighted modes (Sects. 3.3–3.4)
+``cluster_fit``  the iterative cluster fit, two rounds (Sect. 3.5, App. B): :func:`fit_cluster`
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _EXPORTS = {
                   "observables"],
     "cluster_prior": ["cluster_prior_weights", "q_prior_factor", "binary_probability", "weighted_mode",
                       "star_estimates"],
+    "cluster_fit": ["ClusterFit", "fit_cluster"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
