@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 #: FAST-mode budget per notebook [s] (issue acceptance: tour < 3 min)
-BUDGET = {"00_tour": 180, "01_cmd_quadtree_ann": 300, "02_membership_deepsets": 300}
+BUDGET = {"00_tour": 180, "01_cmd_quadtree_ann": 300, "02_membership_deepsets": 300, "03_sbi_masses_binaries": 300}
 
 
 def test_notebooks_exist():

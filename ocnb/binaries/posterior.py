@@ -76,7 +76,7 @@ class PosteriorPreset:
 
 
 PRESETS = {
-    "fast": PosteriorPreset(n_sims=60_000, depth=4, width=64, epochs=30, patience=5, learning_rate=1e-3),
+    "fast": PosteriorPreset(n_sims=30_000, depth=4, width=64, epochs=15, patience=4, learning_rate=1e-3),
     "laptop": PosteriorPreset(n_sims=500_000, depth=6, width=128, epochs=100, patience=15),
     "paper": PosteriorPreset(n_sims=2_000_000, depth=8, width=256, epochs=200, patience=20),
 }
@@ -400,27 +400,36 @@ class StarPosteriors:
             out["p_single"] = np.where(self.ok, single.mean(axis=1), np.nan)
         return out
 
-    def plot(self, star: int = 0, fig=None):
-        """Corner plot of one star's M_A–q posterior and its marginals (the samples with q > 0 in the joint)."""
+    def plot(self, star: int = 0, weights=None, fig=None, title: str | None = None):
+        """Corner plot of one star's M_A–q posterior and its marginals (M25 Fig. 2).
+
+        ``weights`` (n_samples,), e.g. one row of :func:`ocnb.binaries.cluster_prior.cluster_prior_weights`,
+        shows the posterior under the cluster prior instead of the NPE's own.
+        """
         import matplotlib.pyplot as plt
 
         if not self.ok[star]:
             raise ValueError(f"star {star} has no posterior ({self.status[star]})")
         m = self.samples[star, :, THETA_NAMES.index("mass_a")]
         q = self.samples[star, :, THETA_NAMES.index("q")]
+        w = np.ones_like(m) if weights is None else np.asarray(weights, float)
+        if w.shape != m.shape or not np.any(w > 0):
+            raise ValueError(f"weights must be {m.shape} with some > 0 (got shape {w.shape})")
         fig = fig or plt.figure(figsize=(5.0, 4.6))
         gs = fig.add_gridspec(2, 2, width_ratios=(3, 1), height_ratios=(1, 3), hspace=0.05, wspace=0.05)
         ax = fig.add_subplot(gs[1, 0])
-        ax.hist2d(m, q, bins=50, cmap="Blues")
+        keep = w > 0
+        ax.hist2d(m[keep], q[keep], bins=50, weights=w[keep], cmap="Blues")
         ax.set_xlabel("primary mass M_A [M☉]")
         ax.set_ylabel("mass ratio q")
         top = fig.add_subplot(gs[0, 0], sharex=ax)
-        top.hist(m, bins=50, color="C0")
+        top.hist(m[keep], bins=50, weights=w[keep], color="C0")
         top.tick_params(labelbottom=False)
         right = fig.add_subplot(gs[1, 1], sharey=ax)
-        right.hist(q, bins=50, orientation="horizontal", color="C0")
+        right.hist(q[keep], bins=50, weights=w[keep], orientation="horizontal", color="C0")
         right.tick_params(labelleft=False)
-        top.set_title(f"star {self.index[star]} ({self.band_set[star]}): P(single) = {np.mean(q == 0):.2f}",
+        p_single = float(np.sum(w[q == 0]) / np.sum(w))
+        top.set_title(title or f"star {self.index[star]} ({self.band_set[star]}): P(q = 0) = {p_single:.2f}",
                       fontsize=9)
         return fig
 

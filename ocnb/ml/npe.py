@@ -140,16 +140,33 @@ def _bayesflow():
 
     BayesFlow picks JAX when ``$KERAS_BACKEND`` is unset (even when Keras is already running on
     tensorflow), so the variable is set to ocnb's backend (:func:`ocnb.config.keras_backend`,
-    tensorflow by default) and Keras is imported first.
+    tensorflow by default) and Keras is imported first. BayesFlow's own logger is set to WARNING
+    (its INFO lines are progress chatter). Note: on the torch backend BayesFlow switches torch's
+    autograd off globally when it is imported (its documented choice).
     """
     import importlib
+    import logging
     import os
+    import sys
 
     from ..config import keras_backend
 
     os.environ.setdefault("KERAS_BACKEND", keras_backend())
     importlib.import_module("ocnb.ml.layers")  # checks the backend and imports Keras on it, before BayesFlow
-    return importlib.import_module("bayesflow")
+    if "bayesflow" in sys.modules:
+        return sys.modules["bayesflow"]
+    # BayesFlow's import calls logging.basicConfig(level=INFO) — which would make every later INFO log of
+    # any library print — and logs "Using backend ..." at INFO. A root logger that already has a handler
+    # makes basicConfig a no-op; a NullHandler is that handler for the duration of the import.
+    root = logging.getLogger()
+    null = logging.NullHandler()
+    root.addHandler(null)
+    try:
+        bf = importlib.import_module("bayesflow")
+    finally:
+        root.removeHandler(null)
+    logging.getLogger("bayesflow").setLevel(logging.WARNING)
+    return bf
 
 
 def _compile(fn):
@@ -320,16 +337,8 @@ class BoundedNPE:
 
             stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=s.patience, restore_best_weights=True)
             bar = TrainingProgress(s.epochs, desc=desc, disable=None if progress is None else not progress)
-            import logging
-
-            quiet = logging.getLogger("bayesflow")
-            level = quiet.level
-            quiet.setLevel(logging.WARNING)  # BayesFlow logs "Building on a test batch" etc. at INFO
-            try:
-                hist = appr.fit(dataset=dataset(train, True), validation_data=dataset(val, False), epochs=s.epochs,
-                                verbose=0, callbacks=[stop, bar])
-            finally:
-                quiet.setLevel(level)
+            hist = appr.fit(dataset=dataset(train, True), validation_data=dataset(val, False), epochs=s.epochs,
+                            verbose=0, callbacks=[stop, bar])
         losses = {k: [float(v) for v in hist.history.get(k, [])] for k in ("loss", "val_loss")}
         if not losses["loss"] or not np.all(np.isfinite(losses["loss"])):
             raise FloatingPointError(f"NPE training diverged (loss {losses['loss'][-3:]}); lower the learning rate")
