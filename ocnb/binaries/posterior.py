@@ -254,9 +254,24 @@ def _prior_tag(prior: BinaryPrior) -> str:
     return "-p" + hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def model_name(preset: str, bands: str, seed: int, prior: BinaryPrior | None = None) -> str:
-    """Store name of a trained posterior: ``<preset>-<bands>-seed<seed>[-p<prior digest>]``."""
-    return f"{preset}-{bands}-seed{int(seed)}" + _prior_tag(prior or make_prior())
+def _recipe_tag(budget: PosteriorPreset) -> str:
+    """Digest of what defines a trained model besides its name: the budget, the flow's settings, the format."""
+    from ..ml.npe import NPE_FORMAT
+
+    recipe = {"budget": dataclasses.asdict(budget), "npe": dataclasses.asdict(budget.npe_settings(0)),
+              "format": NPE_FORMAT, "kind": STORE_KIND_VERSION, "params": NPE_PARAMS}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def model_name(preset: str, bands: str, seed: int, prior: BinaryPrior | None = None,
+               budget: PosteriorPreset | None = None) -> str:
+    """Store name of a trained posterior: ``<preset>-<bands>-seed<seed>-<recipe digest>[-p<prior digest>]``.
+
+    The recipe digest changes whenever the preset's budget or the flow's settings change, so a model
+    trained with an older recipe is never loaded under a preset's name.
+    """
+    budget = budget or _preset(preset)[1]
+    return f"{preset}-{bands}-seed{int(seed)}-{_recipe_tag(budget)}" + _prior_tag(prior or make_prior())
 
 
 def _preset(preset) -> tuple[str, PosteriorPreset]:
@@ -308,7 +323,7 @@ def train_posterior(preset: str | PosteriorPreset | None = None, bands: str = "A
     prior = prior or make_prior()
     if not isinstance(prior, BinaryPrior):
         raise ValueError(f"prior must be a BinaryPrior from make_prior(), not {type(prior).__name__}")
-    name = model_name(name_preset, bands, seed, prior)
+    name = model_name(name_preset, bands, seed, prior, pre)
     if cache and not refit and sims is None:
         from ..store import BundleError, BundleNotFoundError
 
