@@ -184,13 +184,14 @@ _PROBE = (
 )
 
 
-def probe_peer(venv_python: Path) -> dict | None:
-    """Versions in the peer venv, or None when ASteCA/pyABC do not import."""
+def probe_peer(venv_python: Path, probe: str = _PROBE) -> dict | None:
+    """Versions in the peer venv (``probe``: Python code printing a JSON dict), or None when it fails
+    (default: ASteCA and pyABC do not import)."""
     if not Path(venv_python).exists():
         return None
     try:
         out = subprocess.run(
-            [str(venv_python), "-c", _PROBE], capture_output=True, text=True, timeout=300, env=_clean_env()
+            [str(venv_python), "-c", probe], capture_output=True, text=True, timeout=300, env=_clean_env()
         )
         return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
@@ -213,8 +214,12 @@ def _run_or_skip(cmd, timeout, env, what):
         raise PeerUnavailable(f"SKIPPED: {what}: {_tail(r.stderr or r.stdout)}")
 
 
-def ensure_peer_env(python: str, venv_dir: Path, requirements=ASTECA_REQUIREMENTS) -> tuple[Path, dict]:
+def ensure_peer_env(python: str, venv_dir: Path, requirements=ASTECA_REQUIREMENTS, probe: str = _PROBE,
+                    name: str = "ASteCA") -> tuple[Path, dict]:
     """The peer venv's interpreter and versions; created / refreshed with pip when needed.
+
+    ``probe`` (Python code printing a JSON dict of versions) checks that the peer imports; ``name`` is
+    the peer's name in the messages.
 
     Raises
     ------
@@ -226,7 +231,7 @@ def ensure_peer_env(python: str, venv_dir: Path, requirements=ASTECA_REQUIREMENT
     stamp = venv_dir / "ocnb-peer-requirements.txt"
     want = "\n".join(requirements) + "\n"
     if stamp.is_file() and stamp.read_text() == want:
-        versions = probe_peer(vpy)
+        versions = probe_peer(vpy, probe)
         if versions:
             return vpy, versions
     if venv_dir.exists():
@@ -238,16 +243,16 @@ def ensure_peer_env(python: str, venv_dir: Path, requirements=ASTECA_REQUIREMENT
         shutil.rmtree(venv_dir)
     venv_dir.parent.mkdir(parents=True, exist_ok=True)
     log(
-        f"creating the ASteCA environment {venv_dir} with {python} (pip install {' '.join(requirements)}) ..."
+        f"creating the {name} environment {venv_dir} with {python} (pip install {' '.join(requirements)}) ..."
     )
     _run_or_skip([python, "-m", "venv", str(venv_dir)], 600, None,
-                 f"could not create the ASteCA venv at {venv_dir} with {python}")
+                 f"could not create the {name} venv at {venv_dir} with {python}")
     cmd = [str(vpy), "-m", "pip", "install", "--disable-pip-version-check", "--quiet", *requirements]
     _run_or_skip(cmd, 3600, _clean_env(), f"pip could not install {' '.join(requirements)} into {venv_dir} "
                  "(no network or no wheel for this Python?)")
-    versions = probe_peer(vpy)
+    versions = probe_peer(vpy, probe)
     if not versions:
-        raise PeerUnavailable(f"SKIPPED: ASteCA/pyABC were installed into {venv_dir} but do not import")
+        raise PeerUnavailable(f"SKIPPED: {name} was installed into {venv_dir} but does not import")
     stamp.write_text(want)
     return vpy, versions
 
