@@ -159,7 +159,9 @@ def render(res: dict) -> str:
     st = res["settings"]
     lines = [MD_START, "", "## Peer comparison: stellar masses and binary mass ratios, ocnb NPE vs sbi (issue 16)", "",
              f"Run {res['date']} on {res['machine'].get('cpu', '?')} ({res['machine'].get('cores', '?')} cores): "
-             f"`{res['command']}`. SIMULATED M67-like stars (log age {M67['log_age']}, [Fe/H] {M67['feh']}, "
+             f"`{res['command']}` (Keras backend {res['versions'].get('keras_backend')}, bayesflow "
+             f"{res['versions'].get('bayesflow')}; sbi {s.get('versions', {}).get('sbi', '-')}). "
+             f"SIMULATED M67-like stars (log age {M67['log_age']}, [Fe/H] {M67['feh']}, "
              f"μ {M67['dist_mod']}, A_V {M67['a_v']}), M_A and q free, bands {BANDS} + parallax; "
              f"{st['n_train']:,} training simulations shared, {st['n_test']} test stars, {st['n_samples']} "
              "posterior samples per star.", ""]
@@ -233,8 +235,13 @@ def main(argv=None) -> int:
         s = run_sbi(th, x, test, x_test, bounds, args.n_samples, args.seed,
                     Path(args.venv) if args.venv else peer_venv_dir(), args.threads, args.sbi_batch_size)
         log(s.get("message") or f"sbi: {s['train_s']:.0f} s training, {1e3 * s['per_star_s']:.2f} ms per star")
+    import keras
+
+    from ocnb.ml.npe import _bayesflow
+
+    versions = {**ocnb_versions(), "keras_backend": keras.backend.backend(), "bayesflow": _bayesflow().__version__}
     res = {"date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-           "versions": ocnb_versions(), "command": " ".join(["benchmarks/peers/binaries_vs_sbi.py", *(argv or
+           "versions": versions, "command": " ".join(["benchmarks/peers/binaries_vs_sbi.py", *(argv or
                                                                                                   sys.argv[1:])]),
            "settings": {"n_train": len(th), "n_test": len(test), "n_samples": args.n_samples, "seed": args.seed,
                         "cluster": M67, "bands": BANDS, "params": PARAMS},
