@@ -35,7 +35,7 @@
 # published Malhotra et al. cluster table (MALHOTRA2026) for comparison.
 #
 # **Runtime.** FAST mode (`OCNB_FAST=1`, the tests): about 3 minutes on 2 CPU cores from an empty data home
-# (two small NPEs of 30,000 simulations are trained and cached; about 1 minute once they are cached). Its networks
+# (three small NPEs of 20,000 simulations are trained and cached; about 1 minute once they are cached). Its networks
 # are far too small for science: FAST numbers only show that the pipeline runs. Full mode: the `laptop` preset
 # (500,000 simulations per band set, early stopping) trains once per band set, roughly an hour each on 2 CPU cores
 # (faster on a GPU or with `KERAS_BACKEND=jax`), and is cached in the data home; the `paper` preset (2 × 10⁶
@@ -53,8 +53,9 @@ from ocnb.binaries import cluster_prior
 
 FAST = ocnb.fast_mode()
 PRESET = "fast" if FAST else "laptop"
-N_SAMPLES = 2_000 if FAST else 20_000   # posterior samples per star (the paper: 20,000)
-N_TEST = 400 if FAST else 1_000          # simulated test stars for the calibration checks
+N_SAMPLES = 1_000 if FAST else 20_000   # posterior samples per star (the paper: 20,000)
+N_TEST = 300 if FAST else 1_000          # simulated test stars for the calibration checks
+MAX_ITER = 10 if FAST else 50            # iterations per round of the cluster fit (the paper: 50)
 print(f"FAST mode: {FAST}; NPE preset: {PRESET!r}; {N_SAMPLES} samples per star; "
       f"Keras backend: {ocnb.show_versions(as_dict=True)['keras_backend']}")
 
@@ -139,7 +140,7 @@ fig2 = diagnostics.plot_sbc_ecdf(ranks.drop(columns=["q"]))
 
 # %% [markdown]
 # In FAST mode the small networks are *not* calibrated (the KS test rejects some parameters and the intervals are
-# too wide): that is the price of 30,000 simulations and a minute of training, and why the notebook asserts
+# too wide): that is the price of 20,000 simulations and half a minute of training, and why the notebook asserts
 # calibration only in full mode, below.
 
 # %%
@@ -175,7 +176,7 @@ fig.tight_layout()
 TRUE = {"log_age": 9.55, "feh": 0.02, "dist_mod": 5 * np.log10(864.2) - 5, "a_v": 0.113}
 cluster = bn.simulate_cluster(500, **TRUE, seed=3).to_frame()   # SIMULATED
 cpost = bn.sample_posteriors(cluster, models, n_samples=N_SAMPLES, seed=2)
-fit = bn.fit_cluster(cluster, TRUE["feh"], posteriors=cpost, max_iter=20 if FAST else 50)
+fit = bn.fit_cluster(cluster, TRUE["feh"], posteriors=cpost, max_iter=MAX_ITER)
 pd.DataFrame({"truth": [TRUE["log_age"], 864.2, TRUE["a_v"]],
               "fit": [fit.params["log_age"], fit.params["distance"], fit.params["a_v"]],
               "cluster σ": [fit.params["log_age_sigma"], fit.params["distance_sigma"], fit.params["a_v_sigma"]]},
@@ -185,7 +186,7 @@ pd.DataFrame({"truth": [TRUE["log_age"], 864.2, TRUE["a_v"]],
 fig = fit.plot()
 print("converged:", fit.converged, "| flags:", fit.flags or "none")
 if FAST:
-    print("FAST mode: tiny networks whose posteriors are too wide and biased, 20 iterations at most: the fit above "
+    print("FAST mode: tiny networks whose posteriors are too wide and biased, 10 iterations at most: the fit above "
           "shows the machinery, not the method's accuracy (the laptop preset does).")
 
 # %%
@@ -222,7 +223,7 @@ ref = datasets.literature_parameters("NGC 2682", catalogs=["MALHOTRA2026"]).iloc
 mpost = bn.sample_posteriors(m67, models, n_samples=N_SAMPLES, seed=4)
 print(pd.Series(mpost.band_set).replace("", "none").value_counts().to_dict(), "|",
       pd.Series(mpost.status).value_counts().to_dict())
-mfit = bn.fit_cluster(m67, float(ref["feh"]), posteriors=mpost, max_iter=20 if FAST else 50)
+mfit = bn.fit_cluster(m67, float(ref["feh"]), posteriors=mpost, max_iter=MAX_ITER)
 pd.DataFrame({"ocnb": [mfit.params["log_age"], mfit.params["distance"], mfit.params["a_v"]],
               "Malhotra et al. (MALHOTRA2026)": [ref["log_age"], ref["distance_pc"], ref["a_v"]]},
              index=["log age [yr]", "distance [pc]", "A_V [mag]"]).round(3)
@@ -231,7 +232,7 @@ pd.DataFrame({"ocnb": [mfit.params["log_age"], mfit.params["distance"], mfit.par
 fig = mfit.plot()
 print("flags:", mfit.flags or "none")
 if FAST:
-    print("FAST mode: the networks are tiny and the fit is capped at 20 iterations, so these numbers are not "
+    print("FAST mode: the networks are tiny and the fit is capped at 10 iterations, so these numbers are not "
           "science; run with OCNB_FAST=0 (the laptop preset) for the comparison with the paper.")
 
 # %% [markdown]

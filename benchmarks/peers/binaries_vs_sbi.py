@@ -142,8 +142,9 @@ def run_sbi(th, x, test, x_test, bounds, n_samples: int, seed: int, venv: Path, 
         hi = np.array([bounds[k][1] for k in PARAMS])
         np.savez(inp, theta_train=th, x_train=x, x_test=x_test, box_low=lo, box_high=hi, n_samples=n_samples,
                  seed=seed, threads=threads, batch_size=batch_size)
+        # cwd: sbi writes tensorboard logs (sbi-logs/) into the working directory
         r = subprocess.run([str(vpy), str(WORKER), str(inp), str(out)], capture_output=True, text=True,
-                           env=_clean_env(), timeout=6 * 3600)
+                           env=_clean_env(), timeout=6 * 3600, cwd=tmp)
         line = _result_line(r.stdout, "SBI_RESULT")
         if r.returncode != 0 or line is None:
             return {"status": "failed", "message": f"sbi worker failed: {_tail(r.stderr or r.stdout)}"}
