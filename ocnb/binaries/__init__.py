@@ -19,7 +19,7 @@ Sub-modules, one concern each (names are re-exported here and imported on first 
 
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "simulate": ["BAND_SETS", "FALLBACK_ORDER", "THETA_NAMES", "BinaryPrior", "SimulatedStars", "make_prior",
@@ -31,17 +31,4 @@ _EXPORTS = {
                       "star_estimates"],
     "cluster_fit": ["ClusterFit", "fit_cluster"],
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    if name in _EXPORTS:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'ocnb.binaries' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE) | set(_EXPORTS))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

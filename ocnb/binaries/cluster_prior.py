@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .simulate import THETA_NAMES
+from .simulate import THETA_NAMES, binary_fraction_law
 
 __all__ = ["CLUSTER_PARAMS", "distance_pc", "cluster_prior_weights", "q_prior_factor", "binary_fraction_law",
            "binary_probability", "weighted_mode", "weighted_modes", "weighted_percentiles", "star_estimates"]
@@ -88,11 +88,6 @@ def cluster_prior_weights(samples: np.ndarray, means: Mapping[str, float], sigma
     with np.errstate(invalid="ignore"):
         w = np.where(inside, np.exp(logw), 0.0)
     return np.where(np.isfinite(w), w, 0.0)
-
-
-def binary_fraction_law(mass_a):
-    """f_b(M_A) = 0.8388 tanh(0.688 M_A + 0.079): binary fraction at primary mass M_A [M☉] (M25 eq. 8)."""
-    return 0.8388 * np.tanh(0.688 * np.asarray(mass_a, float) + 0.079)
 
 
 def _q_lim(mass_a):

@@ -65,6 +65,7 @@ __all__ = [
     "BinaryPrior",
     "SimulatedStars",
     "make_prior",
+    "binary_fraction_law",
     "simulate_cluster",
     "simulate_stars",
 ]
@@ -654,6 +655,11 @@ def simulate_stars(n: int, prior: BinaryPrior | None = None, bands: str = "All_M
     return SimulatedStars(frame, meta)
 
 
+def binary_fraction_law(mass_a):
+    """f_b(M_A) = 0.8388 tanh(0.688 M_A + 0.079): binary fraction at primary mass M_A [M☉] (M25 eq. 8)."""
+    return 0.8388 * np.tanh(0.688 * np.asarray(mass_a, float) + 0.079)
+
+
 def simulate_cluster(n_members: int = 500, *, log_age: float, feh: float, dist_mod: float, a_v: float,
                      binary_fraction="arenou", bands: str = "All_Mags", seed: int = 0, g_max: float = G_LIMIT,
                      keep_true: bool = True, progress: bool = False, **kwargs) -> SimulatedStars:
@@ -663,7 +669,7 @@ def simulate_cluster(n_members: int = 500, *, log_age: float, feh: float, dist_m
     m^−2.35, within the error of Kroupa's 2.3) on
     [0.1, M_max(age)] (draws beyond the isochrone's last point are dead and dropped by the same
     cut as :func:`simulate_stars`); each is a binary with probability f_b(M_A) (M25 eq. 8, the
-    Arenou-style law of :func:`ocnb.binaries.cluster_prior.binary_fraction_law`) or a fixed
+    Arenou-style law of :func:`binary_fraction_law`) or a fixed
     ``binary_fraction`` (App. D.5's mass-independent case), with q ~ U(0.1/M_A, 1); the same
     photometry, noise and cuts as :func:`simulate_stars`.
 
@@ -684,7 +690,6 @@ def simulate_cluster(n_members: int = 500, *, log_age: float, feh: float, dist_m
         With ``meta["cluster"]`` the cluster's parameters.
     """
     from ..sim.mass_function import broken_power_law_inverse
-    from .cluster_prior import binary_fraction_law
 
     for name, v in (("log_age", log_age), ("feh", feh), ("dist_mod", dist_mod), ("a_v", a_v)):
         if not (isinstance(v, (int, float)) and math.isfinite(v)):

@@ -40,7 +40,7 @@ lists the choices this implementation makes where the paper gives no detail, in 
 
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "simulate": ["LABELS", "TABLE1_PRIORS", "TABLE1_FEH_CLIP", "SyntheticClusters", "simulate_clusters",
@@ -62,17 +62,4 @@ _EXPORTS = {
     "trust": ["assess", "OODResult", "OODReference", "ood_reference", "ood_test", "parallax_consistency",
               "parallax_dispersion", "model_digest", "mu_dist_class"],
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    if name in _EXPORTS:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'ocnb.cmd_ann' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE) | set(_EXPORTS))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -25,7 +25,7 @@ Spec: ``shared/specs/membership_and_binaries.md`` part A; notebook: ``notebooks/
 
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "cones": ["ClusterParams", "prepare_cone", "cluster_parameters", "catalogue_parameters", "cone_adql", "query_cone"],
@@ -43,17 +43,4 @@ _EXPORTS = {
                  "TRAINING_PRESETS"],
     "panels": ["MembershipPanel", "membership_counts"],
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    if name in _EXPORTS:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'ocnb.membership' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE) | set(_EXPORTS))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

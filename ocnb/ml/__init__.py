@@ -21,7 +21,7 @@ presets (e.g. :mod:`ocnb.cmd_ann.ensemble`).
 
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "layers": ["BatchedDense", "build_ensemble_model", "build_single_model", "extract_member", "member_sum_mse",
@@ -32,17 +32,4 @@ _EXPORTS = {
     "tuning": ["tune", "TuneResult"],
     "npe": ["BoundedNPE", "NPESettings"],
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    if name in _EXPORTS:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'ocnb.ml' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE) | set(_EXPORTS))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
