@@ -449,10 +449,11 @@ class StarPosteriors:
         return fig
 
 
-def _choose_band_sets(obs: pd.DataFrame) -> np.ndarray:
-    """First set of :data:`FALLBACK_ORDER` whose magnitudes and parallax are all finite, per star ("" if none)."""
+def _choose_band_sets(obs: pd.DataFrame, available=FALLBACK_ORDER) -> np.ndarray:
+    """First set of :data:`FALLBACK_ORDER` (among ``available``) whose magnitudes and parallax are all finite,
+    per star ("" if none)."""
     out = np.full(len(obs), "", dtype=object)
-    for bands in reversed(FALLBACK_ORDER):  # the last assignment wins: the richest complete set
+    for bands in reversed([b for b in FALLBACK_ORDER if b in available]):  # the last wins: the richest set
         cols = [*BAND_SETS[bands], "parallax"]
         have = np.ones(len(obs), bool)
         for c in cols:
@@ -481,7 +482,8 @@ def sample_posteriors(members: pd.DataFrame, models: Mapping[str, BinaryPosterio
         Gaia release of the parallaxes (zero point).
     train_missing : bool
         Train (or load) the model of a band set that some star needs and ``models`` lacks; with
-        ``False`` that raises ``KeyError`` naming the set.
+        ``False`` such a star falls back further, to the next set of the order that ``models`` has
+        (its ``band_set`` says which was used).
 
     Returns
     -------
@@ -499,7 +501,7 @@ def sample_posteriors(members: pd.DataFrame, models: Mapping[str, BinaryPosterio
                 else np.zeros(len(obs), bool))
         sets = np.where(have, only, "").astype(object)
     else:
-        sets = _choose_band_sets(obs)
+        sets = _choose_band_sets(obs, FALLBACK_ORDER if train_missing or not models else tuple(models))
     models = dict(models or {})
     n, d = len(obs), len(THETA_NAMES)
     samples = np.full((n, n_samples, d), np.nan)
@@ -512,8 +514,6 @@ def sample_posteriors(members: pd.DataFrame, models: Mapping[str, BinaryPosterio
         if rows.size == 0:
             continue
         if bands not in models:
-            if not train_missing:
-                raise KeyError(f"{rows.size} star(s) need the {bands} model, which models lacks (has {sorted(models)})")
             models[bands] = train_posterior(preset, bands=bands, seed=0)
         model = models[bands]
         sub = obs.iloc[rows]
