@@ -48,9 +48,10 @@ import pandas as pd
 
 import ocnb
 from ocnb import binaries as bn
-from ocnb import datasets, diagnostics
+from ocnb import datasets, diagnostics, panels
 from ocnb.binaries import cluster_prior
 
+panels.init_notebook()
 FAST = ocnb.fast_mode()
 PRESET = "fast" if FAST else "laptop"
 N_SAMPLES = 1_000 if FAST else 20_000   # posterior samples per star (the paper: 20,000)
@@ -201,6 +202,13 @@ w = w * cluster_prior.q_prior_factor(cpost.samples[..., bn.THETA_NAMES.index("q"
 before = cpost.plot(star, title=f"NPE posterior (true M_A {cluster['mass_a'].iloc[star]:.2f}, "
                                 f"q {cluster['q'].iloc[star]:.2f})")
 after = cpost.plot(star, weights=w[star], title="under the cluster prior and the q-prior")
+
+# %% [markdown]
+# **Explore the members.** The slider picks a member (among those with a posterior); the star is marked on the
+# CMD, and its M_A–q posterior is drawn with or without the cluster prior and q-prior weights.
+
+# %%
+bn.StarPosteriorPanel(cpost, cluster, weights=w)
 
 # %%
 stars = fit.to_frame()

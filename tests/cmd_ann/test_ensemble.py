@@ -208,7 +208,7 @@ def test_every_name_exported_before_the_split_still_works():
            "make_toy_fixture", "coverage_curve"]
     for name in old:
         assert getattr(ens, name) is not None, name
-        if cmd_ann._WHERE.get(name) == "ensemble":
+        if name in cmd_ann._EXPORTS["ensemble"]:
             assert getattr(cmd_ann, name) is getattr(ens, name), name
     # the shared machinery is the same object, not a copy
     assert ens.BatchedDense is ocnb.ml.BatchedDense and ens.coverage is ocnb.diagnostics.coverage
