@@ -126,7 +126,7 @@ class StarPosteriorPanel(Panel):
         i = int(self.rows[star])
         ok = np.isfinite(self.g) & np.isfinite(self.colour)
         pts = holo.Points((self.colour[ok], self.g[ok]), kdims=["BP − RP", "G"]).opts(
-            color="0.6", size=3, alpha=0.6, invert_yaxis=True, frame_width=300, frame_height=280,
+            color="#999999", size=3, alpha=0.6, invert_yaxis=True, frame_width=300, frame_height=280,
             xlabel="BP − RP [mag]", ylabel="G [mag]", title="members")
         me = holo.Points(([self.colour[i]], [self.g[i]]), kdims=["BP − RP", "G"]).opts(
             color="#d62728", size=10, marker="star")
