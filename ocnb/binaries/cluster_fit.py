@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .cluster_prior import (
+    binary_probability,
     cluster_prior_weights,
     distance_pc,
     q_prior_factor,
@@ -236,7 +237,7 @@ def fit_cluster(members: pd.DataFrame, feh: float, *, posteriors=None, models=No
                 for k in FIT_PARAMS:
                     ws = np.take_along_axis(w, orders[k], axis=-1)
                     modes[k] = np.where(valid, weighted_modes(sorted_x[k], ws, presorted=True), np.nan)
-                    pct = weighted_percentiles(sorted_x[k], ws, (16, 84))
+                    pct = weighted_percentiles(sorted_x[k], ws, (16, 84), presorted=True)
                     sig[k] = np.where(valid, 0.5 * (pct[:, 1] - pct[:, 0]), np.nan)
                 # age stars: evolved members on the current isochrone
                 labels = _phase_labels(g, bp_rp, means["log_age"], means["feh"],
@@ -258,8 +259,6 @@ def fit_cluster(members: pd.DataFrame, feh: float, *, posteriors=None, models=No
                 bright = valid & (g < 18.0)
                 pb = None
                 if it >= SWITCH_ITERATION:
-                    from .cluster_prior import binary_probability
-
                     pb = binary_probability(s[..., _IDX["q"]], s[..., _IDX["mass_a"]], w)
                 av_stars = bright & ~(pb > 0.5) if pb is not None else bright
                 used = {"log_age": age_stars, "distance": bright, "a_v": av_stars}

@@ -171,13 +171,19 @@ def weighted_mode(x, w) -> float:
     return float(weighted_modes(np.asarray(x, float)[None, :], np.asarray(w, float)[None, :])[0])
 
 
-def weighted_percentiles(x, w, qs=(16, 50, 84)) -> np.ndarray:
-    """Weighted percentiles along the last axis: (..., len(qs)); NaN where the weights sum to 0."""
+def weighted_percentiles(x, w, qs=(16, 50, 84), presorted: bool = False) -> np.ndarray:
+    """Weighted percentiles along the last axis: (..., len(qs)); NaN where the weights sum to 0.
+
+    ``presorted=True`` promises rows sorted by x (NaN last), as :func:`weighted_modes` does.
+    """
     x, w = np.asarray(x, float), np.asarray(w, float)
     w = np.where(np.isfinite(x), w, 0.0)
-    order = np.argsort(np.where(np.isfinite(x), x, np.inf), axis=-1)
-    xs = np.take_along_axis(x, order, axis=-1)
-    cw = np.cumsum(np.take_along_axis(w, order, axis=-1), axis=-1)
+    if presorted:
+        xs, cw = x, np.cumsum(w, axis=-1)
+    else:
+        order = np.argsort(np.where(np.isfinite(x), x, np.inf), axis=-1)
+        xs = np.take_along_axis(x, order, axis=-1)
+        cw = np.cumsum(np.take_along_axis(w, order, axis=-1), axis=-1)
     total = cw[..., -1:]
     out = []
     for q in qs:
