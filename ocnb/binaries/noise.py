@@ -36,7 +36,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-__all__ = ["NOISE_BANDS", "MeasuredNoise", "measured_noise"]
+__all__ = ["NOISE_BANDS", "MeasuredNoise", "measured_noise", "quality_mask"]
 
 #: Bands with a measured σ(m) relation (the simulator's bands).
 NOISE_BANDS = ("G", "BP", "RP", "J", "H", "Ks", "W1", "W2")
@@ -114,8 +114,8 @@ class MeasuredNoise:
         for band in _GAIA:
             nodes[band] = _binned(col(gaia, MEMBER_COLUMNS[band]), gaia_mag_errors(gaia, band), bin_width, min_count)
         nodes["parallax"] = _binned(col(gaia, "phot_g_mean_mag"), col(gaia, "parallax_error"), bin_width, min_count)
-        tm = _quality(infrared, "ph_qual", "AAA")
-        wise = _quality(infrared, "wise_ph_qual", "AA")
+        tm = quality_mask(infrared, "ph_qual", "AAA")
+        wise = quality_mask(infrared, "wise_ph_qual", "AA")
         for band, ok in [(b, tm) for b in _TWOMASS] + [(b, wise) for b in _WISE]:
             nodes[band] = _binned(col(infrared, MEMBER_COLUMNS[band])[ok], col(infrared, ERROR_COLUMNS[band])[ok],
                                   bin_width, min_count)
@@ -158,7 +158,9 @@ class MeasuredNoise:
         return np.where(np.isnan(x), np.nan, np.power(10.0, out))
 
 
-def _quality(frame: pd.DataFrame, column: str, prefix: str) -> np.ndarray:
+def quality_mask(frame: pd.DataFrame, column: str, prefix: str) -> np.ndarray:
+    """True where ``frame[column]`` (a 2MASS/WISE ``ph_qual`` string) starts with ``prefix`` (spec B1); all
+    False when the column is absent."""
     if column not in frame.columns:
         return np.zeros(len(frame), bool)
     return frame[column].astype("string").str.startswith(prefix).fillna(False).to_numpy(bool)

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from .noise import quality_mask
 from .simulate import BAND_SETS, FALLBACK_ORDER, THETA_NAMES, BinaryPrior, make_prior
 
 __all__ = ["PRESETS", "PosteriorPreset", "NPE_PARAMS", "BinaryPosterior", "StarPosteriors", "train_posterior",
@@ -108,12 +109,6 @@ _REAL = {"G": "phot_g_mean_mag", "BP": "phot_bp_mean_mag", "RP": "phot_rp_mean_m
          "Ks": "ks_m", "W1": "w1mpro", "W2": "w2mpro"}
 
 
-def _quality(frame: pd.DataFrame, column: str, prefix: str) -> np.ndarray:
-    if column not in frame.columns:
-        return np.zeros(len(frame), bool)
-    return frame[column].astype("string").str.startswith(prefix).fillna(False).to_numpy(bool)
-
-
 def observables(members: pd.DataFrame, release: str = "DR3", zero_point: bool = True) -> pd.DataFrame:
     """Canonical observables of real members: ``G, BP, RP, J, H, Ks, W1, W2`` [mag, Vega], ``parallax`` [mas].
 
@@ -132,8 +127,8 @@ def observables(members: pd.DataFrame, release: str = "DR3", zero_point: bool = 
         raise ValueError(f"member table lacks {missing}: need Gaia G, BP, RP [mag] and parallax [mas] "
                          "(or the canonical columns G, BP, RP, parallax)")
     out = pd.DataFrame(index=members.index)
-    tm = _quality(members, "ph_qual", "AAA")
-    wise = _quality(members, "wise_ph_qual", "AA")
+    tm = quality_mask(members, "ph_qual", "AAA")
+    wise = quality_mask(members, "wise_ph_qual", "AA")
     for band, col in _REAL.items():
         v = members[col].to_numpy(float) if col in members.columns else np.full(len(members), np.nan)
         if band in ("J", "H", "Ks"):
@@ -309,7 +304,8 @@ def train_posterior(preset: str | PosteriorPreset | None = None, bands: str = "A
         Load from / save to the model store (``data_home()/models/binaries/<name>``).
     sims : SimulatedStars, optional
         Simulations to train on (default: ``preset.n_sims`` from :func:`~ocnb.binaries.simulate_stars`
-        with ``seed``; the three band sets share them, as in the paper).
+        with ``seed``; the three band sets share them, as in the paper). With ``cache`` the model trained on
+        them is saved under the preset's name all the same.
 
     Returns
     -------
