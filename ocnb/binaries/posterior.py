@@ -490,12 +490,8 @@ def sample_posteriors(members: pd.DataFrame, models: Mapping[str, BinaryPosterio
     obs = observables(members, release=release)
     if isinstance(models, BinaryPosterior):
         # one model serves the stars complete in its own set (a richer set is complete in a poorer one)
-        only = models.bands
-        models = {only: models}
-        cols = [*BAND_SETS[only], "parallax"]
-        have = (np.all(np.isfinite(obs[cols].to_numpy(float)), axis=1) if set(cols) <= set(obs.columns)
-                else np.zeros(len(obs), bool))
-        sets = np.where(have, only, "").astype(object)
+        models = {models.bands: models}
+        sets = _choose_band_sets(obs, tuple(models))
     else:
         sets = _choose_band_sets(obs, FALLBACK_ORDER if train_missing or not models else tuple(models))
     models = dict(models or {})
