@@ -113,3 +113,13 @@ def output_checks() -> SimpleNamespace:
     ``stderr_noise(text)`` and the ``STDERR_ALLOWED`` list."""
     return SimpleNamespace(output_problems=output_problems, notebook_problems=notebook_problems,
                            stderr_noise=stderr_noise, STDERR_ALLOWED=STDERR_ALLOWED)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """With ``-n 2 --dist loadgroup`` (``./dev test``): a test module without an ``xdist_group`` runs on one
+    worker, so its module-scoped fixtures (a trained network, a simulated sample) are built once, not once on
+    each worker (that cost ~1 min per suite run). Runs before pytest-xdist reads the marks."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

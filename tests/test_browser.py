@@ -222,6 +222,16 @@ class Kernel:
         return out
 
 
+def _wait_redraw(page, cell, before, timeout_ms: int) -> None:
+    """Let BokehJS redraw: return once the cell's plots changed, or after ``timeout_ms`` (no redraw)."""
+    t0 = time.time()
+    while (time.time() - t0) * 1000 < timeout_ms:
+        page.wait_for_timeout(100)
+        if _plot_fingerprint(cell) != before:
+            page.wait_for_timeout(150)  # the rest of a multi-plot redraw
+            return
+
+
 def _wait_all_executed(page, timeout_s: float) -> None:
     """Wait until every code cell has an execution count and none is running."""
     deadline = time.time() + timeout_s
@@ -492,7 +502,7 @@ def test_every_widget_of_every_panel(jupyterlab, artifacts_dir, output_checks, n
                 except AssertionError as exc:
                     problems.append(f"{name}: {kind} {label!r}: {exc}")
                     break
-                page.wait_for_timeout(1000)  # let BokehJS redraw
+                _wait_redraw(page, cell, plots_before, timeout_ms=1000)
                 record["value_after"] = _value(el, kind) if el.is_visible() else "(hidden)"
                 record["plot_changed"] = _plot_fingerprint(cell) != plots_before
                 redrawn += record["plot_changed"]

@@ -6,8 +6,8 @@ with the old save code plus its predictions, and a Table-2 posterior summary wit
 
 Tolerances: on the recording machine everything is bit-identical. Other CPUs may differ in the last ulp of
 vectorised ``exp``/``log`` (NumPy SIMD), of float32 matrix products (oneDNN kernels) and of compiled PyTensor
-code, so arrays are compared to ~1e-10 (float64) / ~1e-5 (float32 network outputs) and the MCMC summary to a
-small fraction of its Monte-Carlo error: a changed algorithm, prior or seed fails all of these.
+code, so arrays are compared to ~1e-10 (float64) / ~1e-5 (float32 network outputs), and the MCMC summary, whose
+chains take another path once an ulp differs, within 4 of its Monte-Carlo standard errors.
 """
 
 from __future__ import annotations
@@ -84,8 +84,13 @@ def test_table2_numbers_same_as_before():
     fit = fit_metallicity_gradient(draws=300, tune=300, chains=2, seed=0, progressbar=False, cores=1)
     s = fit.summary
     for p, row in ref.items():
-        # 0.02 posterior sd is about a third of this run's Monte-Carlo error (ESS ~ 240).
-        assert s.loc[p, "mean"] == pytest.approx(row["mean"], abs=0.02 * row["sd"]), p
-        assert s.loc[p, "sd"] == pytest.approx(row["sd"], rel=0.02), p
+        # On another CPU the chains leave the recorded path after a few last-ulp differences, so this run is
+        # another Monte-Carlo realisation: compare within 4 Monte-Carlo standard errors of the reference's ESS
+        # (~240: 0.26 sd for the mean, 18 % for the sd, 0.4 sd for p16/p84). On the recording machine the
+        # numbers agree to 1e-12; a changed prior or likelihood that moves a parameter by ~0.3 sd fails.
+        mcse = row["sd"] / np.sqrt(row["ess_bulk"])
+        assert s.loc[p, "mean"] == pytest.approx(row["mean"], abs=4 * mcse), p
+        assert s.loc[p, "sd"] == pytest.approx(row["sd"], rel=4 / np.sqrt(2 * row["ess_bulk"])), p
         for q in ("p16", "p84"):
-            assert s.loc[p, q] == pytest.approx(row[q], abs=0.03 * row["sd"]), (p, q)
+            # MC error of a 16 % quantile of a normal: sqrt(0.16 · 0.84) / φ(1) ≈ 1.5 sd / sqrt(ESS)
+            assert s.loc[p, q] == pytest.approx(row[q], abs=4 * 1.5 * mcse), (p, q)

@@ -59,6 +59,8 @@ M67 = {"log_age": 9.55, "feh": 0.02, "dist_mod": 9.683, "a_v": 0.113}
 PARAMS = ("mass_a", "q_drawn")
 BANDS = "Gaia_TMASS"
 SPEED_TARGET = 10.0
+#: ocnb's flow for this two-parameter problem: coupling layers and hidden width (sampling time ∝ width²·depth)
+DEPTH, WIDTH = 4, 32
 
 
 def peer_venv_dir() -> Path:
@@ -110,11 +112,12 @@ def metrics(samples, test, seconds_per_star: float, train_s: float) -> dict:
             "median_abs_q": float(np.median(np.abs(np.median(q, axis=1) - test["q"].to_numpy(float)[ok])))}
 
 
-def run_ocnb(th, x, test, x_test, bounds, n_samples: int, seed: int, epochs: int) -> dict:
+def run_ocnb(th, x, test, x_test, bounds, n_samples: int, seed: int, epochs: int, depth: int = DEPTH,
+             width: int = WIDTH) -> dict:
     from ocnb.ml.npe import BoundedNPE, NPESettings
 
     npe = BoundedNPE(PARAMS, bounds, [f"x{i}" for i in range(x.shape[1])],
-                     NPESettings(depth=6, width=128, epochs=epochs, patience=20, seed=seed))
+                     NPESettings(depth=depth, width=width, epochs=epochs, patience=20, seed=seed))
     t0 = time.perf_counter()
     npe.fit(th, x, progress=False)
     train_s = time.perf_counter() - t0
@@ -123,7 +126,8 @@ def run_ocnb(th, x, test, x_test, bounds, n_samples: int, seed: int, epochs: int
     samples = npe.sample(x_test, n_samples=n_samples, seed=seed)
     per_star = (time.perf_counter() - t0) / len(x_test)
     rec = metrics(samples, test, per_star, train_s)
-    rec.update(status="ok", epochs=npe.history_["epochs_run"], best_epoch=npe.history_["best_epoch"])
+    rec.update(status="ok", epochs=npe.history_["epochs_run"], best_epoch=npe.history_["best_epoch"],
+               network={"depth": depth, "width": width, "n_hidden": npe.settings.n_hidden})
     return rec
 
 
@@ -217,6 +221,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-samples", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=200, help="ocnb's epoch cap (early stopping, patience 20)")
+    ap.add_argument("--depth", type=int, default=DEPTH, help="ocnb flow: coupling layers")
+    ap.add_argument("--width", type=int, default=WIDTH, help="ocnb flow: hidden units of each coupling MLP")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the sbi worker")
     ap.add_argument("--sbi-batch-size", type=int, default=200, help="sbi's training batch (its default 200)")
     ap.add_argument("--venv", help="peer venv folder (default <data home>/peers/sbi-venv)")
@@ -227,7 +233,7 @@ def main(argv=None) -> int:
     log(f"simulating {args.n_train:,} training and {args.n_test} test stars (M67-like, {BANDS}) ...")
     th, x, test, x_test, bounds = simulate(args.n_train, args.n_test, args.seed)
     log("ocnb: training and sampling ...")
-    o = run_ocnb(th, x, test, x_test, bounds, args.n_samples, args.seed, args.epochs)
+    o = run_ocnb(th, x, test, x_test, bounds, args.n_samples, args.seed, args.epochs, args.depth, args.width)
     log(f"ocnb: {o['train_s']:.0f} s training, {1e3 * o['per_star_s']:.2f} ms per star")
     if args.skip_peer:
         s = {"status": "skipped", "message": "SKIPPED: --skip-peer"}

@@ -15,6 +15,8 @@ Sub-modules, one concern each (names are re-exported here and imported on first 
                :func:`sample_posteriors` (band-set fall-back, photometric outliers), presets
 ``cluster_prior`` cluster-prior weights, the q-prior, P_b, weighted modes (Sects. 3.3–3.4)
 ``cluster_fit``  the iterative cluster fit, two rounds (Sect. 3.5, App. B): :func:`fit_cluster`
+``thresholds`` q thresholds from simulated look-alikes (ROC), binary fractions, false-binary rates
+               (Sect. 4, App. D): :func:`q_threshold`, :func:`binary_fraction`
 ``panels``     :class:`StarPosteriorPanel`: pick a member on the CMD, see its M_A–q posterior (Fig. 2)
 """
 
@@ -31,6 +33,7 @@ _EXPORTS = {
     "cluster_prior": ["cluster_prior_weights", "q_prior_factor", "binary_probability", "weighted_mode",
                       "star_estimates"],
     "cluster_fit": ["ClusterFit", "fit_cluster"],
+    "thresholds": ["QThreshold", "q_threshold", "binary_fraction", "classification_rates"],
     "panels": ["StarPosteriorPanel"],
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

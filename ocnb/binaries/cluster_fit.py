@@ -66,7 +66,7 @@ class ClusterFit:
         One row per iteration: ``round``, ``iteration``, the means and widths, the numbers of stars
         used for each parameter, and how the age stars were chosen.
     stars : DataFrame
-        Per member after the last round: band set, status, modes and σ of every parameter,
+        Per member after the last round: band set, ``G`` [mag], status, modes and σ of every parameter,
         ``p_binary``, ``q_mode``, ``n_valid``, ``valid_fraction``, ``label`` (phase on the final
         isochrone), ``used_for_age``.
     converged : dict
@@ -290,7 +290,8 @@ def fit_cluster(members: pd.DataFrame, feh: float, *, posteriors=None, models=No
     est = star_estimates(s, w, min_valid=max(1, int(min_valid_fraction * s.shape[1])))
     est.index = obs.index
     est.insert(0, "band_set", post.band_set)
-    est.insert(1, "status", np.where(ok & est["outlier"].to_numpy(), "outlier of this cluster", post.status))
+    est.insert(1, "G", g)
+    est.insert(2, "status", np.where(ok & est["outlier"].to_numpy(), "outlier of this cluster", post.status))
     est["label"] = _phase_labels(g, bp_rp, means["log_age"], means["feh"], 5 * np.log10(means["distance"]) - 5,
                                  means["a_v"])
     est["used_for_age"] = age_stars
