@@ -17,7 +17,9 @@ Sub-modules, one concern each (names are re-exported here and imported on first 
 ``cluster_fit``  the iterative cluster fit, two rounds (Sect. 3.5, App. B): :func:`fit_cluster`
 ``thresholds`` q thresholds from simulated look-alikes (ROC), binary fractions, false-binary rates
                (Sect. 4, App. D): :func:`q_threshold`, :func:`binary_fraction`
-``panels``     :class:`StarPosteriorPanel`: pick a member on the CMD, see its M_A–q posterior (Fig. 2)
+``panels``     :class:`StarPosteriorPanel`: click a member on the CMD, see its M_A–q posterior (Fig. 2);
+               :class:`BinaryFractionPanel`: binary fraction against primary mass;
+               :class:`ClusterFitPanel`: scrub through the iterations of the cluster fit (Fig. 3)
 """
 
 from __future__ import annotations
@@ -34,6 +36,6 @@ _EXPORTS = {
                       "star_estimates"],
     "cluster_fit": ["ClusterFit", "fit_cluster"],
     "thresholds": ["QThreshold", "q_threshold", "binary_fraction", "classification_rates"],
-    "panels": ["StarPosteriorPanel"],
+    "panels": ["StarPosteriorPanel", "BinaryFractionPanel", "ClusterFitPanel"],
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

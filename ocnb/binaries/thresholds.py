@@ -77,14 +77,14 @@ class QThreshold:
         return self.roc
 
     def plot(self, ax=None):
-        """ROC curve with the chosen cut marked (M25 Fig. D.1)."""
+        """ROC curve with the chosen cut marked (M25 App. D); call again on the same ``ax`` to compare."""
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(4.2, 4.0))
-        ax.plot(self.roc["fpr"], self.roc["tpr"], color="C0", lw=1.5, label=self.label or "ROC")
+        (line,) = ax.plot(self.roc["fpr"], self.roc["tpr"], lw=1.5, label=self.label or "ROC")
         ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
-        ax.plot(self.fpr, self.tpr, "o", color="C3", label=f"q_thresh = {self.threshold:.3f}")
+        ax.plot(self.fpr, self.tpr, "o", color=line.get_color(), label=f"q_thresh = {self.threshold:.3f}")
         ax.set_xlabel("false-positive rate")
         ax.set_ylabel("true-positive rate")
         ax.set_xlim(0, 1)

@@ -88,3 +88,17 @@ def test_classification_rates_eq_d1():
 def test_bad_input_table(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_roc_plots_share_an_axis_in_two_colours():
+    import matplotlib.pyplot as plt
+
+    q_true = np.array([0, 0, 0, 0.3, 0.5, 0.7])
+    a = q_threshold(np.array([0, 0.1, 0, 0.3, 0.5, 0.7]), q_true, name="IR")
+    b = q_threshold(np.array([0, 0.4, 0, 0, 0.5, 0.7]), q_true, name="Gaia")
+    ax = a.plot()
+    b.plot(ax=ax)
+    curves = [line for line in ax.get_lines() if line.get_label() in ("IR", "Gaia")]
+    assert len(curves) == 2 and curves[0].get_color() != curves[1].get_color()
+    assert len(a.to_frame()) == len(a.roc) >= 3
+    plt.close(ax.figure)
