@@ -69,6 +69,37 @@ def _peer_section(old: Path) -> str | None:
         return report.existing_section(old)
 
 
+def _binaries_section(old: Path) -> str | None:
+    """The ocnb-vs-sbi section (benchmarks/peers/binaries_vs_sbi.py): re-rendered from its results file, or
+    kept as it is in the old RESULTS.md."""
+    import json
+
+    from benchmarks.peers import binaries_vs_sbi as b
+
+    try:
+        return b.render(json.loads(b.DEFAULT_OUT.read_text()))
+    except (FileNotFoundError, ValueError, KeyError):
+        text = old.read_text() if old.exists() else ""
+        i, j = text.find(b.MD_START), text.find(b.MD_END)
+        return text[i:j + len(b.MD_END)] if 0 <= i < j else None
+
+
+def _kept_rows(old: Path, rerun: set[str]) -> tuple[list[str], list[str]]:
+    """Table rows and wall times of the benchmarks *not* in ``rerun`` (file stems), as the old RESULTS.md has them."""
+    if not old.exists():
+        return [], []
+    names = {stem.removeprefix("bench_") for stem in rerun}
+    rows, walls = [], []
+    for line in old.read_text().split("<!-- peers:")[0].splitlines():  # the main table, not the peers' tables
+        cells = [c.strip() for c in line.split("|")]
+        if line.startswith("| ") and len(cells) > 2 and cells[1] not in names | {"benchmark"}:
+            rows.append(line)
+        elif line.startswith("Wall time per benchmark file: "):
+            walls = [w for w in line.removeprefix("Wall time per benchmark file: ").split(", ")
+                     if w.split(" ")[0] not in rerun]
+    return rows, walls
+
+
 def _membership_section(old: Path) -> str | None:
     """The membership peer section (benchmarks/peers/membership_vs_peers.py), kept the same way."""
     from benchmarks.peers import membership_report
@@ -112,6 +143,12 @@ def main(argv=None) -> int:
         "| benchmark | measurement | ocnb | baseline | baseline value | ratio | target | met |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    # with names given, the other benchmarks' rows are kept from the old file (each row says what it measured)
+    kept, kept_walls = _kept_rows(Path(args.output), {f.stem for f in files}) if args.only else ([], [])
+    if kept:
+        lines.insert(3, f"Only {', '.join(f.stem for f in files)} re-run on that date; the other rows are from "
+                        "earlier runs of this file.")
+    lines.extend(kept)
     lines.extend(
         f"| {r['bench'].removeprefix('bench_')} | {r['name']} | {_fmt(r['value'], r['unit'])} | "
         f"{r.get('baseline_name') or '—'} | {_fmt(r.get('baseline_value'), r['unit'])} | "
@@ -119,9 +156,11 @@ def main(argv=None) -> int:
         f"{'yes' if r.get('passed') else '**no**'} |"
         for r in rows
     )
-    lines += ["", "Wall time per benchmark file: " + ", ".join(f"{n} {t:.1f} s" for n, t in sections), ""]
+    lines += ["", "Wall time per benchmark file: " + ", ".join(kept_walls + [f"{n} {t:.1f} s" for n, t in sections]),
+              ""]
     # read before the file is rewritten
-    peers = [s for s in (_peer_section(Path(args.output)), _membership_section(Path(args.output))) if s]
+    peers = [s for s in (_peer_section(Path(args.output)), _membership_section(Path(args.output)),
+                         _binaries_section(Path(args.output))) if s]
     Path(args.output).write_text("\n".join(lines) + "".join(f"\n{s}\n" for s in peers))
     print(f"wrote {args.output}")
     return 0 if all(r.get("passed") for r in rows) else 1

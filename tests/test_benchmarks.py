@@ -22,3 +22,22 @@ def test_benchmark_runs(path):
         assert math.isfinite(r["value"]) and r["value"] > 0
         if r["ratio"] is not None:  # baseline / ocnb, from the raw measurements (the runner formats them)
             assert r["ratio"] == pytest.approx(r["baseline_value"] / r["value"], rel=1e-9)
+
+
+def test_partial_run_keeps_the_other_rows_and_every_peer_section(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(root))
+    spec = importlib.util.spec_from_file_location("bench_runner", root / "benchmarks" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    from benchmarks.peers import binaries_vs_sbi as b
+
+    old = tmp_path / "RESULTS.md"
+    old.write_text("# Benchmark results\n\n| benchmark | measurement |\n|---|---|\n"
+                   "| alpha | a row |\n| beta | b row |\n\n"
+                   "Wall time per benchmark file: bench_alpha 1.0 s, bench_beta 2.0 s\n\n"
+                   f"{b.MD_START}\n| method | training |\n| ocnb | 1 s |\n{b.MD_END}\n")
+    rows, walls = run._kept_rows(old, {"bench_beta"})
+    assert rows == ["| alpha | a row |"] and walls == ["bench_alpha 1.0 s"]
+    monkeypatch.setattr(b, "DEFAULT_OUT", tmp_path / "missing.json")  # no results file: the section is kept
+    assert run._binaries_section(old) == f"{b.MD_START}\n| method | training |\n| ocnb | 1 s |\n{b.MD_END}"
