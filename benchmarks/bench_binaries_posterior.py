@@ -2,7 +2,7 @@
 
 Timed: :meth:`ocnb.ml.npe.BoundedNPE.sample` of 20,000 samples per star (the paper's number) for 1,000 stars —
 one compiled pass over all (star, sample) pairs in fixed-size chunks — with the `laptop` preset's network
-(6 coupling layers of 128 units, the All_Mags band set: 9 inputs, 6 parameters). The network is trained for one
+(``PRESETS['laptop']``'s depth and width, the All_Mags band set: 9 inputs, 6 parameters). The network is trained for one
 epoch only: sampling time does not depend on how well it was trained.
 
 Baseline, measured in the same run: BayesFlow's own ``ContinuousApproximator.sample`` (eager, per call) on the

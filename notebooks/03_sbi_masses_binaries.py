@@ -37,10 +37,9 @@
 # **Runtime.** FAST mode (`OCNB_FAST=1`, the tests): 76 s measured in a fresh clone on 2 CPU cores from an empty data
 # home (two small NPEs of 20,000 simulations are trained and cached there). Its networks
 # are far too small for science: FAST numbers only show that the pipeline runs. Full mode: the `laptop` preset
-# (500,000 simulations per band set, early stopping) trains once per band set and is cached in the data home; its
-# full training has not been timed yet (the same network on 200,000 simulations took 6.5 min for 40 epochs with
-# `KERAS_BACKEND=jax` on 2 cores); the `paper` preset (2 × 10⁶ simulations) wants a GPU. CPU by default; a GPU is
-# used when Keras sees one.
+# (500,000 simulations per band set, 6 coupling layers of 64 units, early stopping) trains once per band set and is
+# cached in the data home; its full training has not been timed yet (expect tens of minutes per band set on 2
+# cores); the `paper` preset (2 × 10⁶ simulations) wants a GPU. CPU by default; a GPU is used when Keras sees one.
 
 # %%
 import matplotlib.pyplot as plt

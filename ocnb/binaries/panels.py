@@ -204,7 +204,7 @@ class StarPosteriorPanel(Panel):
 
 
 class BinaryFractionPanel(Panel):
-    """Binary fraction of the main-sequence members against primary mass (M25 Sect. 5, Fig. 8 style).
+    """Binary fraction of the main-sequence members against primary mass (M25 Sect. 5).
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """ocnb.ml on the jax and torch Keras backends: fit, predict, same seed -> same model, and
 loading an ensemble saved by the tensorflow backend (each backend runs in its own process,
-because Keras fixes its backend at import)."""
+because Keras fixes its backend at import; the process selects it with ``ocnb.config.set_keras_backend``)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ BOUNDS = {"a": (0.0, 1.0), "b": (-1.0, 1.0)}
 
 SCRIPT = textwrap.dedent("""
     import sys, numpy as np
+    import ocnb.config
+    ocnb.config.set_keras_backend(sys.argv[1])            # overrides the KERAS_BACKEND=tensorflow it inherits
     import keras
     assert keras.backend.backend() == sys.argv[1], keras.backend.backend()
     from ocnb.ml import ANNEnsemble, extract_member
@@ -57,7 +59,7 @@ def test_other_backends_fit_predict_reproduce_and_load(backend, tmp_path):
     np.save(tmp_path / "expected.npy", est.predict(X[:7]).members)
     script = tmp_path / "backend_check.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "",
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "",
            "OCNB_DATA_DIR": str(tmp_path / "home"), "OCNB_PROGRESS": "0"}
     out = subprocess.run([sys.executable, str(script), backend, str(saved), str(tmp_path / "expected.npy")],
                          capture_output=True, text=True, env=env, timeout=300)
