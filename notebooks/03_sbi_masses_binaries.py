@@ -34,8 +34,9 @@
 # below. *Real*: the M67 member list with Gaia DR3, 2MASS and AllWISE photometry shipped with ocnb, and the
 # published Malhotra et al. cluster table (MALHOTRA2026) for comparison.
 #
-# **Runtime.** FAST mode (`OCNB_FAST=1`, the tests): 76 s measured in a fresh clone on 2 CPU cores from an empty data
-# home (two small NPEs of 20,000 simulations are trained and cached there). Its networks
+# **Runtime.** FAST mode (`OCNB_FAST=1`, the tests): 43 s measured in a fresh clone's test run on 2 CPU cores, with
+# the two small NPEs (20,000 simulations each) already trained and cached by an earlier test of that run; from an
+# empty data home it took 76 s (measured before the q-threshold cells were added). Its networks
 # are far too small for science: FAST numbers only show that the pipeline runs. Full mode: the `laptop` preset
 # (500,000 simulations per band set, 6 coupling layers of 64 units, early stopping) trains once per band set and is
 # cached in the data home; its full training has not been timed yet (expect tens of minutes per band set on 2
