@@ -38,9 +38,11 @@ def _column(frame: pd.DataFrame, name: str, where: str) -> np.ndarray:
 
 
 def _predicted_binary(q_mode: np.ndarray, mass_a: np.ndarray, q_thresh: float) -> np.ndarray:
-    """q_mode ≥ max(q_thresh, 0.1/M_A) (spec B7); NaN modes are never binaries."""
+    """q_mode ≥ max(q_thresh, q_lim(M_A)) (spec B7; q_lim as for P_b); NaN modes are never binaries."""
+    from .cluster_prior import _q_lim
+
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.isfinite(q_mode) & (q_mode >= np.maximum(q_thresh, 0.1 / mass_a))
+        return np.isfinite(q_mode) & (q_mode >= np.maximum(q_thresh, _q_lim(mass_a)))
 
 
 @dataclasses.dataclass
