@@ -92,14 +92,18 @@ print(f"acceptance of the cuts: {sim.meta['acceptance']:.0%}; drops: {sim.meta['
 # ## 2. One NPE per band set (Sects. 3.1–3.2)
 #
 # The paper trains sbi's masked autoregressive flow on 2 × 10⁶ simulations. Here each band set gets a BayesFlow
-# coupling flow (`ocnb.ml.npe.BoundedNPE`) with three differences, each for a reason:
+# coupling flow (`ocnb.ml.npe.BoundedNPE`) with four differences, each for a reason:
 #
 # * it works on the logit of every parameter inside the Table 1 box, so no posterior sample ever leaves the prior
 #   (sbi rejects the samples that leak out);
 # * a small network first learns where each parameter's posterior sits and how wide it is (the parallax pins μ to a
 #   few hundredths of its prior range), and the flow models the standardised rest;
 # * the flow learns q **as drawn** — continuous on [0, 1] — and each sample is then set to q = 0 where q·M_A < 0.1 M☉,
-#   the simulator's own rule: a density cannot have the spike at q = 0, a censored sample can.
+#   the simulator's own rule: a density cannot have the spike at q = 0, a censored sample can;
+# * a quarter of the training draws take the primary mass from the turn-off window of their own isochrone
+#   (`ocnb.binaries.proposal`): under Table 1 only ~2 % of simulated stars are subgiants or giants, too few for the
+#   flow to learn that part of the CMD, yet those stars set the cluster age. Every posterior sample is then
+#   importance-resampled by p(θ)/p̃(θ), so the posteriors are again those under the Table 1 prior.
 #
 # The network sees the magnitudes and asinh(ϖ / 1 mas). Training shows a progress bar; the trained networks are
 # cached in the data home (checksummed, written atomically) and load on any Keras backend.

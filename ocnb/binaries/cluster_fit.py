@@ -163,7 +163,7 @@ def _converged(rows: list[dict], n_last: int = 5, tol: float = 1e-3) -> bool:
 
 def fit_cluster(members: pd.DataFrame, feh: float, *, posteriors=None, models=None, n_samples: int = 20_000,
                 seed: int = 0, max_iter: int = 50, min_valid_fraction: float = 0.02, feh_sigma: float = 0.05,
-                preset: str | None = None, progress: bool | None = None) -> ClusterFit:
+                preset: str | None = None, init: dict | None = None, progress: bool | None = None) -> ClusterFit:
     """Fit the cluster's log age, distance and A_V with [Fe/H] fixed, and every member's M_A and q (spec B6).
 
     Parameters
@@ -182,6 +182,10 @@ def fit_cluster(members: pd.DataFrame, feh: float, *, posteriors=None, models=No
         Iterations per round (the paper: 50).
     min_valid_fraction : float
         Share of valid samples a star needs to count (the paper: 2 %).
+    init : dict, optional
+        Starting means ``{"log_age": log10 yr, "distance": pc, "a_v": mag}`` (any subset), e.g. a
+        catalogue's values, instead of the spec's start (the mean of the members' unweighted posterior
+        means); the starting σ are the spec's either way.
 
     Returns
     -------
@@ -220,6 +224,12 @@ def fit_cluster(members: pd.DataFrame, feh: float, *, posteriors=None, models=No
         star_means = np.nanmean(v[ok], axis=1)
         means[k] = float(np.mean(star_means))
         sigmas[k] = _floor(k, means[k], float(np.std(star_means)))
+    for k, v in (init or {}).items():
+        if k not in per_param:
+            raise ValueError(f"init has {k!r}; it may set {list(per_param)} (log10 yr, pc, mag)")
+        if not np.isfinite(v) or (k == "distance" and v <= 0):
+            raise ValueError(f"init[{k!r}] = {v!r} is not a usable starting value")
+        means[k] = float(v)
     rows, converged, flags = [], {}, []
     qf = q_prior_factor(s[..., _IDX["q"]], s[..., _IDX["mass_a"]])
     bar = progress_bar(total=2 * max_iter, desc="cluster fit", disable=progress is False, unit="it")

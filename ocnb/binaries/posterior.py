@@ -20,6 +20,10 @@ What differs from the paper's sbi setup, and why (the resolutions of spec B3):
   (uniform 0–13.5 mag) spreads ϖ from 0.2 to 100 mas, and a z-score of raw ϖ would squeeze every
   cluster beyond 100 pc into a sliver of the input range. asinh is linear near zero (negative
   parallaxes of faint stars stay usable) and logarithmic above.
+* **Turn-off proposal**: a quarter of the training draws take M_A from the turn-off window of their own
+  isochrone, so that the flow sees enough subgiants and giants (2 % of Table 1 draws); samples are
+  importance-resampled back to the Table 1 prior (:mod:`ocnb.binaries.proposal`). Models trained on
+  given ``sims`` skip it.
 * **Photometric outliers**: a star whose features lie farther from every simulated star than
   99.9 % of held-out simulations do is flagged and gets no numbers (spec B3's "all samples outside
   the prior" cannot happen with a bounded flow, so the same idea is tested on the observables).
@@ -68,6 +72,9 @@ class PosteriorPreset:
     patience: int
     learning_rate: float = 5e-4
     batch_size: int = 512
+    #: Share of training draws whose M_A comes from the isochrone's turn-off window
+    #: (:class:`ocnb.binaries.proposal.TurnoffProposal`; undone by importance weights when sampling).
+    turnoff_fraction: float = 0.25
 
     def npe_settings(self, seed: int):
         from ..ml.npe import NPESettings
@@ -200,9 +207,20 @@ class BinaryPosterior:
 
     # ---------------------------------------------------------------- sampling
     def sample(self, obs: pd.DataFrame, n_samples: int = 20_000, seed: int = 0) -> np.ndarray:
-        """(n, n_samples, 7) samples: :data:`~ocnb.binaries.THETA_NAMES` (q censored) then ``q_drawn``."""
+        """(n, n_samples, 7) samples: :data:`~ocnb.binaries.THETA_NAMES` (q censored) then ``q_drawn``.
+
+        A model trained on the turn-off proposal (``meta["proposal"]``) has its samples importance-resampled
+        back to the Table 1 prior (:mod:`ocnb.binaries.proposal`).
+        """
         raw = self.npe.sample(features(obs, self.bands), n_samples=n_samples, seed=seed)
         idx = {k: i for i, k in enumerate(NPE_PARAMS)}
+        if self.meta.get("proposal"):
+            from .proposal import TurnoffProposal, systematic_resample
+
+            prop = TurnoffProposal.from_dict(self.meta["proposal"])
+            log_w = prop.log_weight(raw[..., idx["mass_a"]], raw[..., idx["log_age"]], raw[..., idx["feh"]])
+            pick = systematic_resample(log_w, np.random.default_rng([int(seed), 7]))
+            raw = np.take_along_axis(raw, pick[..., None], axis=1)
         q = censor_q(raw[..., idx["q_drawn"]], raw[..., idx["mass_a"]])
         cols = [q if k == "q" else raw[..., idx[k]] for k in THETA_NAMES] + [raw[..., idx["q_drawn"]]]
         return np.stack(cols, axis=-1)
@@ -333,9 +351,17 @@ def train_posterior(preset: str | PosteriorPreset | None = None, bands: str = "A
 
             warnings.warn(f"cached posterior {name} is unusable ({err}); training it again", RuntimeWarning,
                           stacklevel=2)
+    proposal = None
     if sims is None:
-        sims = simulate_stars(pre.n_sims, prior, bands="All_Mags", seed=seed,
-                              progress=progress is not False)
+        draw = None
+        if pre.turnoff_fraction > 0:
+            from .proposal import TurnoffProposal
+            from .simulate import simulation_lattice
+
+            proposal = TurnoffProposal.from_lattice(prior, simulation_lattice(prior), pre.turnoff_fraction)
+            draw = proposal.draw(prior)
+        sims = simulate_stars(pre.n_sims, prior, bands="All_Mags", seed=seed, progress=progress is not False,
+                              draw=draw)
     frame = sims.to_frame() if hasattr(sims, "to_frame") else sims
     theta = frame[list(NPE_PARAMS)].to_numpy(float)
     x = features(frame, bands)
@@ -360,7 +386,8 @@ def train_posterior(preset: str | PosteriorPreset | None = None, bands: str = "A
         threshold = float("inf")
     post.meta = {"preset": name_preset, "seed": int(seed), "n_sims": len(x), "bands": bands,
                  "outlier_threshold": threshold, "history": npe.history_,
-                 "fit_seconds": npe.history_.get("fit_seconds"), "name": name}
+                 "fit_seconds": npe.history_.get("fit_seconds"), "name": name,
+                 "proposal": None if proposal is None else proposal.to_dict()}
     if cache:
         post.save(name, store_root)
     return post

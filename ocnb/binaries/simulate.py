@@ -424,8 +424,12 @@ def _count(name: str, value) -> int:
 # ---------------------------------------------------------------------------
 # Simulator
 # ---------------------------------------------------------------------------
-def _lattice(prior: BinaryPrior, grid, step: float, max_label: int):
+def simulation_lattice(prior: BinaryPrior, grid=None, step: float = 0.05, max_label: int = 7):
+    """The isochrone lattice :func:`simulate_stars` draws from (cached in the data home)."""
+    from ..isochrones import default_grid
     from ..sim import isochrone_lattice
+
+    grid = grid if grid is not None else default_grid()
 
     m_lo, m_hi = grid.mh_range
     feh = (min(max(prior.feh[0], m_lo), m_hi), min(prior.feh[1], m_hi))  # above +0.30: the edge isochrone
@@ -591,7 +595,7 @@ def simulate_stars(n: int, prior: BinaryPrior | None = None, bands: str = "All_M
 
     # --- batches until n systems pass the cuts -----------------------------------------------
     t0 = time.perf_counter()
-    lat = _lattice(prior, grid, float(lattice_step), int(max_label))
+    lat = simulation_lattice(prior, grid, float(lattice_step), int(max_label))
     mh_max = float(grid.mh_range[1])
     parts, drops = [], {}
     got = n_batches = 0

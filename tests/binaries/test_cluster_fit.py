@@ -63,6 +63,18 @@ def test_fit_recovers_the_simulated_cluster(cluster):
     plt.close(fig)
 
 
+def test_a_catalogue_start_is_used_and_the_fit_moves_from_it(cluster):
+    d_true = 10 ** (1 + TRUTH["dist_mod"] / 5)
+    post = fabricated(cluster, n=800)
+    start = {"log_age": TRUTH["log_age"], "distance": 1.05 * d_true, "a_v": TRUTH["a_v"]}
+    one = {"posteriors": post, "progress": False, "max_iter": 1}
+    plain = fit_cluster(cluster, TRUTH["feh"], **one).history["distance"].iloc[0]
+    started = fit_cluster(cluster, TRUTH["feh"], init=start, **one).history["distance"].iloc[0]
+    assert started > plain + 0.005 * d_true  # the cluster prior of the first weights sat at the start
+    fit = fit_cluster(cluster, TRUTH["feh"], posteriors=post, init=start, max_iter=20, progress=False)
+    assert abs(fit.params["distance"] - d_true) < 2 * fit.params["distance_sigma"]
+
+
 def test_a_main_sequence_only_list_says_the_age_is_unconstrained(cluster):
     ms = cluster[cluster["label_a"] == 1].iloc[:120]
     fit = fit_cluster(ms, 0.0, posteriors=fabricated(ms, n=800), max_iter=12, progress=False)
@@ -74,6 +86,8 @@ def test_a_main_sequence_only_list_says_the_age_is_unconstrained(cluster):
     ("rows", r"posteriors hold 300 stars but the member table has 299"),
     ("none", r"only 0 of 300 members have a posterior"),
     ("iter", r"max_iter must be a whole number ≥ 1, not 0"),
+    ("init_key", r"init has 'age'; it may set \['log_age', 'distance', 'a_v'\]"),
+    ("init_value", r"init\['distance'\] = -5.0 is not a usable starting value"),
 ])
 def test_bad_input_table(cluster, case, match):
     post = fabricated(cluster, n=50)
@@ -87,6 +101,10 @@ def test_bad_input_table(cluster, case, match):
         post.status[:] = "no band set"
     elif case == "iter":
         kw["max_iter"] = 0
+    elif case == "init_key":
+        kw["init"] = {"age": 9.0}
+    elif case == "init_value":
+        kw["init"] = {"distance": -5.0}
     with pytest.raises(ValueError, match=match):
         fit_cluster(members, feh, **kw)
 

@@ -120,3 +120,22 @@ def test_real_members_become_observables_with_the_paper_quality_cuts():
 def test_bad_input_table(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_model_trained_on_the_turn_off_proposal_resamples_its_draws(prior, test_stars, tmp_path):
+    """Without ``sims`` the training draws come from the turn-off proposal; sampling undoes it; the store keeps it."""
+    import dataclasses
+
+    budget = dataclasses.replace(TINY, n_sims=3000, epochs=1)
+    m = train_posterior(budget, bands="Gaia", seed=2, prior=prior, store_root=tmp_path, progress=False)
+    assert m.meta["proposal"]["fraction"] == budget.turnoff_fraction > 0
+    back = BinaryPosterior.load(m.meta["name"], tmp_path)
+    assert back.meta["proposal"] == m.meta["proposal"]
+    obs = test_stars.head(5)
+    resampled = m.sample(obs, n_samples=300, seed=4)
+    raw_model = BinaryPosterior(m.npe, m.bands, m.prior, {**m.meta, "proposal": None}, m.reference)
+    raw = raw_model.sample(obs, n_samples=300, seed=4)
+    assert not np.array_equal(resampled, raw)
+    for r in range(len(obs)):  # every resampled draw is one of the flow's own draws
+        own = {tuple(v) for v in raw[r].round(9)}
+        assert all(tuple(v) in own for v in resampled[r].round(9))
