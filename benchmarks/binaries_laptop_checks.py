@@ -2,7 +2,8 @@
 
 Run from the repository root: ``.venv/bin/python benchmarks/binaries_laptop_checks.py [out.json]``.
 Trains (or loads from the data home) ``train_posterior("laptop", bands="All_Mags")`` — about 26 min on 2
-cores the first time — then: coverage and SBC on 1000 fresh simulations (1000 samples each); the iterative
+cores the first time — then: coverage and SBC on 1000 fresh simulations (1000 samples each) and on 400
+simulated stars past the main sequence; the iterative
 fit of a 500-member M67-like simulated cluster (20,000 samples per star), its σ_M, σ_q and q threshold;
 the fit of the real M67 members that have all All_Mags bands, with their binary fraction. Prints each block
 as JSON and writes them all to ``out.json`` (default ``binaries_laptop_checks.json`` in the data home).
@@ -41,6 +42,21 @@ cov = {c: dg.coverage(s, truth, 50 - c / 2, 50 + c / 2, labels=labels)["coverage
 ks = dg.sbc_uniformity(dg.sbc_ranks(s, truth, labels=labels))["ks_p_value"].to_dict()
 out["calibration"] = {"n": int(ok.sum()), "coverage": cov, "ks_p": ks}
 print(json.dumps(out["calibration"]), flush=True)
+# The same on stars past the main sequence only (PARSEC label ≥ 2; ~2 % of Table 1 draws, the stars that
+# set a cluster's age): coverage, SBC and the median offset of the posterior median from the truth.
+pool = bn.simulate_stars(200_000, prior, bands="All_Mags", seed=77, progress=False).to_frame()
+evo = pool[pool["label_a"] >= 2].head(400).reset_index(drop=True)
+ep = bn.sample_posteriors(evo, {"All_Mags": m}, n_samples=1000, seed=1, train_missing=False)
+eok = ep.ok & np.isfinite(ep.samples).all(axis=(1, 2))
+es, et = ep.samples[eok], evo[list(bn.THETA_NAMES)].to_numpy()[eok]
+out["evolved"] = {
+    "n": int(eok.sum()),
+    "coverage68": dg.coverage(es, et, 16, 84, labels=list(bn.THETA_NAMES))["coverage"].round(3).to_dict(),
+    "ks_p": dg.sbc_uniformity(dg.sbc_ranks(es, et, labels=list(bn.THETA_NAMES)))["ks_p_value"].to_dict(),
+    "median_offset": {k: float(np.median(np.median(es[..., i], axis=1) - et[:, i]))
+                      for i, k in enumerate(bn.THETA_NAMES)},
+}
+print(json.dumps(out["evolved"], default=float), flush=True)
 TRUE = {"log_age": 9.55, "feh": 0.02, "dist_mod": 5 * np.log10(864.2) - 5, "a_v": 0.113}
 cl = bn.simulate_cluster(500, **TRUE, seed=3).to_frame()
 t0 = time.perf_counter()

@@ -92,7 +92,9 @@ class TurnoffProposal:
             if nodes.size == 1:
                 return np.zeros(np.shape(x), int)
             step = nodes[1] - nodes[0]
-            return np.clip(np.rint((np.asarray(x, float) - nodes[0]) / step), 0, nodes.size - 1).astype(int)
+            x = np.asarray(x, float)
+            x = np.where(np.isfinite(x), x, nodes[0])  # a NaN sample gets weight 1 below, never an index
+            return np.clip(np.rint((x - nodes[0]) / step), 0, nodes.size - 1).astype(int)
 
         return nearest(self.mhs, feh), nearest(self.ages, log_age)
 
@@ -115,7 +117,8 @@ class TurnoffProposal:
         with np.errstate(divide="ignore", invalid="ignore"):
             extra = np.where(inside, self.fraction / np.where(width > 0, width, 1.0), 0.0)
             mix = np.where(width > 0, (1.0 - self.fraction) * p + extra, p)
-            return np.where(p > 0, np.log(p) - np.log(mix), 0.0)
+            ok = (p > 0) & np.isfinite(np.asarray(log_age, float)) & np.isfinite(np.asarray(feh, float))
+            return np.where(ok, np.log(p) - np.log(mix), 0.0)
 
     # ------------------------------------------------------------------ drawing
     def draw(self, prior: BinaryPrior):

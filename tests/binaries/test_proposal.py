@@ -70,6 +70,12 @@ def test_round_trip(proposal):
     assert np.allclose(back.log_weight(m, a, f), proposal.log_weight(m, a, f))
 
 
+def test_non_finite_samples_get_a_neutral_weight(proposal):
+    lw = proposal.log_weight(np.array([np.nan, 1.3, 1.3]), np.array([9.55, np.nan, 9.55]),
+                             np.array([0.0, 0.0, np.nan]))
+    assert (lw == 0.0).all()
+
+
 @pytest.mark.parametrize("kw, match", [
     ({"fraction": 1.0}, r"fraction must be in \[0, 1\), not 1.0"),
     ({"fraction": -0.1}, r"fraction must be in \[0, 1\), not -0.1"),
