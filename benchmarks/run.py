@@ -84,6 +84,18 @@ def _binaries_section(old: Path) -> str | None:
         return text[i:j + len(b.MD_END)] if 0 <= i < j else None
 
 
+#: Hand-recorded sections (results of scripts too long for this runner, e.g. benchmarks/binaries_*.py), kept
+#: verbatim between ``<!-- KEY:start -->`` and ``<!-- KEY:end -->``.
+RECORDED_SECTIONS = ("binaries-laptop",)
+
+
+def _recorded_section(old: Path, key: str) -> str | None:
+    text = old.read_text() if old.exists() else ""
+    start, end = f"<!-- {key}:start", f"<!-- {key}:end -->"
+    i, j = text.find(start), text.find(end)
+    return text[i:j + len(end)] if 0 <= i < j else None
+
+
 def _kept_rows(old: Path, rerun: set[str]) -> tuple[list[str], list[str]]:
     """Table rows and wall times of the benchmarks *not* in ``rerun`` (file stems), as the old RESULTS.md has them."""
     if not old.exists():
@@ -160,7 +172,8 @@ def main(argv=None) -> int:
               ""]
     # read before the file is rewritten
     peers = [s for s in (_peer_section(Path(args.output)), _membership_section(Path(args.output)),
-                         _binaries_section(Path(args.output))) if s]
+                         _binaries_section(Path(args.output)),
+                         *(_recorded_section(Path(args.output), k) for k in RECORDED_SECTIONS)) if s]
     Path(args.output).write_text("\n".join(lines) + "".join(f"\n{s}\n" for s in peers))
     print(f"wrote {args.output}")
     return 0 if all(r.get("passed") for r in rows) else 1

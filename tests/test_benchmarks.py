@@ -36,8 +36,12 @@ def test_partial_run_keeps_the_other_rows_and_every_peer_section(tmp_path, monke
     old.write_text("# Benchmark results\n\n| benchmark | measurement |\n|---|---|\n"
                    "| alpha | a row |\n| beta | b row |\n\n"
                    "Wall time per benchmark file: bench_alpha 1.0 s, bench_beta 2.0 s\n\n"
-                   f"{b.MD_START}\n| method | training |\n| ocnb | 1 s |\n{b.MD_END}\n")
+                   f"{b.MD_START}\n| method | training |\n| ocnb | 1 s |\n{b.MD_END}\n\n"
+                   "<!-- binaries-laptop:start -->\n## by hand\n<!-- binaries-laptop:end -->\n")
     rows, walls = run._kept_rows(old, {"bench_beta"})
     assert rows == ["| alpha | a row |"] and walls == ["bench_alpha 1.0 s"]
     monkeypatch.setattr(b, "DEFAULT_OUT", tmp_path / "missing.json")  # no results file: the section is kept
     assert run._binaries_section(old) == f"{b.MD_START}\n| method | training |\n| ocnb | 1 s |\n{b.MD_END}"
+    assert run._recorded_section(old, "binaries-laptop") == ("<!-- binaries-laptop:start -->\n## by hand\n"
+                                                             "<!-- binaries-laptop:end -->")
+    assert run._recorded_section(old, "absent") is None
